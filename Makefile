@@ -1,0 +1,56 @@
+# Refrain: `make run` serves the demo, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: run test install install-dev bench lint format clean-var
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "  Refrain is starting on http://$(HOST):$(PORT)/"
+	@echo "  Demo logins (password: refrain-demo):"
+	@echo "    indie@example.com    independent artist"
+	@echo "    signed@example.com   label-signed artist"
+	@echo "    auditor@example.com  staff, auditors (read-only)"
+	@echo "    admin@example.com    superuser, policy-admins"
+	@echo "  E-mails are written to var/mail/. Press Ctrl-C to stop."
+	@echo ""
+	REFRAIN_HOST=$(HOST) REFRAIN_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install-dev lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest
+
+bench: install-dev
+	$(BIN)/python bench/run.py
+
+clean-var:
+	rm -rf var/

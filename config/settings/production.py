@@ -1,0 +1,21 @@
+"""Production: secrets are required, and ``check --deploy`` passes with no warning."""
+
+from .base import *  # noqa: F403
+from .base import database_from_url, env
+
+DEBUG = False
+# No defaults: the process refuses to start without these three.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+DATABASES = {"default": database_from_url(env.str("DATABASE_URL"))}
+
+REFRAIN_STAFF_MFA_REQUIRED = env.bool("REFRAIN_STAFF_MFA_REQUIRED", default=True)
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True

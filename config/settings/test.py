@@ -1,0 +1,111 @@
+"""Test settings: PostgreSQL and Redis when reachable, the embedded default otherwise.
+
+``TEST_DATABASE_URL`` and ``TEST_REDIS_URL`` point at the services (default: the
+local ones). With ``REQUIRE_SERVICES=1`` a missing service is an error, so CI can
+never pass by silently running on SQLite.
+"""
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import *  # noqa: F403
+from .base import database_from_url, env
+
+REQUIRE_SERVICES = env.bool("REQUIRE_SERVICES", default=False)
+TEST_DATABASE_URL = env.str(
+    "TEST_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/refrain"
+)
+TEST_REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+POSTGRES_AVAILABLE = _reachable(TEST_DATABASE_URL, 5432)
+REDIS_AVAILABLE = _reachable(TEST_REDIS_URL, 6379)
+if REQUIRE_SERVICES and not (POSTGRES_AVAILABLE and REDIS_AVAILABLE):
+    raise ImproperlyConfigured(
+        "REQUIRE_SERVICES=1 but "
+        + ", ".join(
+            name
+            for name, ok in (
+                (f"PostgreSQL at {TEST_DATABASE_URL}", POSTGRES_AVAILABLE),
+                (f"Redis at {TEST_REDIS_URL}", REDIS_AVAILABLE),
+            )
+            if not ok
+        )
+        + " is not reachable"
+    )
+
+# Each xdist worker gets its own key space (and pytest-django its own database).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+TEST_TMP_DIR = Path(tempfile.gettempdir()) / f"refrain-test-{os.getpid()}"
+TEST_TMP_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key-not-for-production-" + "x" * 20
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+
+if POSTGRES_AVAILABLE:
+    DATABASES = {"default": database_from_url(TEST_DATABASE_URL)}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES = {
+        "default": database_from_url(f"sqlite:///{TEST_TMP_DIR / 'db.sqlite3'}")
+    }
+
+if REDIS_AVAILABLE:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": TEST_REDIS_URL,
+            "KEY_PREFIX": f"refrain-test-{_WORKER}",
+        }
+    }
+    CELERY_BROKER_URL = TEST_REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "global_keyprefix": f"refrain-test-{_WORKER}-",
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"refrain-test-{_WORKER}",
+        }
+    }
+    CELERY_BROKER_URL = "filesystem://"
+    for _folder in ("queue", "processed"):
+        (TEST_TMP_DIR / "broker" / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(TEST_TMP_DIR / "broker" / "queue"),
+        "data_folder_out": str(TEST_TMP_DIR / "broker" / "queue"),
+        "processed_folder": str(TEST_TMP_DIR / "broker" / "processed"),
+        "store_processed": False,
+    }
+
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = str(TEST_TMP_DIR / "media")
+STATIC_ROOT = str(TEST_TMP_DIR / "staticfiles")
+Path(STATIC_ROOT).mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+REFRAIN_STAFF_MFA_REQUIRED = True
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True
+LOGGING = {"version": 1, "disable_existing_loggers": False}

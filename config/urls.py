@@ -1,0 +1,23 @@
+from allauth.account.decorators import secure_admin_login
+from django.contrib import admin
+from django.urls import include, path
+
+from accounts import views as account_views
+from config import health
+
+# /admin/ signs in through allauth, so its rate limits and MFA apply there too.
+admin.autodiscover()
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "Refrain staff"
+admin.site.site_title = "Refrain staff"
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("allauth.urls")),
+    path("settings/", include("accounts.urls")),
+    path("tracks/", include("catalog.urls")),
+    path("audit/", include("consent.urls")),
+    path("admin/", admin.site.urls),
+]
