@@ -1,3 +1,5 @@
+import unicodedata
+
 from django import forms
 
 
@@ -12,7 +14,9 @@ class ProfileForm(forms.Form):
 
     def clean_display_name(self) -> str:
         value = self.cleaned_data["display_name"].strip()
-        if any(ord(ch) < 32 for ch in value):
+        # "Cc" covers C0 (below 32), DEL and the C1 range (0x80-0x9f): all of them
+        # can rewrite a terminal or a log line, not only the ones below 32.
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
             raise forms.ValidationError(
                 "The artist name cannot contain control characters."
             )

@@ -1,8 +1,14 @@
 """Every write to accounts goes through here."""
 
+from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress
+from allauth.account.utils import user_pk_to_url_str
+from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 
 from accounts.models import User
 
@@ -51,3 +57,78 @@ def user_ensure_verified(
             group, _ = Group.objects.get_or_create(name=name)
             user.groups.add(group)
     return user, created
+
+
+def users_get_or_create_invited(
+    *, emails: set[str]
+) -> tuple[dict[str, User], list[int]]:
+    """Find accounts by e-mail (case-insensitive), creating the missing ones.
+
+    New accounts have an unusable password and a verified primary address
+    (the platform's catalogue vouches for it); they are invited by e-mail to
+    set a password. Call inside the caller's transaction and send the
+    invitations after commit. Returns ``({lowercased email: user}, new ids)``.
+    Safe against a concurrent import creating the same address.
+    """
+    wanted = {email.strip().lower() for email in emails if email.strip()}
+    found = {
+        user.email.lower(): user
+        for user in User.objects.filter(email__in=sorted(wanted))
+    }
+    # Most addresses are already lower-case; catch the rest with iexact.
+    for email in wanted - found.keys():
+        user = User.objects.filter(email__iexact=email).first()
+        if user is not None:
+            found[email] = user
+    missing = sorted(wanted - found.keys())
+    new_ids: list[int] = []
+    if missing:
+        new_users = [User(email=email) for email in missing]
+        for new_user in new_users:
+            new_user.set_unusable_password()
+        User.objects.bulk_create(new_users, ignore_conflicts=True, batch_size=1000)
+        created = {
+            user.email.lower(): user
+            for user in User.objects.filter(
+                email__in=missing, emailaddress__isnull=True
+            )
+        }
+        EmailAddress.objects.bulk_create(
+            [
+                EmailAddress(user=user, email=user.email, verified=True, primary=True)
+                for user in created.values()
+            ],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        new_ids = [user.pk for user in created.values()]
+        found.update(created)
+        for email in wanted - found.keys():  # lost a race to another import
+            found[email] = User.objects.get(email__iexact=email)
+    return found, new_ids
+
+
+def invitation_send(*, user: User) -> bool:
+    """E-mail a set-your-password link to an invited artist.
+
+    Idempotent enough for at-least-once delivery: it sends nothing to an
+    account that has already set a password. Returns whether it sent.
+    """
+    if user.has_usable_password() or not user.is_active:
+        return False
+    path = reverse(
+        "account_reset_password_from_key",
+        kwargs={
+            "uidb36": user_pk_to_url_str(user),
+            "key": default_token_generator.make_token(user),
+        },
+    )
+    context = {"user": user, "url": settings.REFRAIN_SITE_URL.rstrip("/") + path}
+    send_mail(
+        subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX
+        + "Your tracks are on Refrain: you decide how AI may use them",
+        message=render_to_string("accounts/email/invitation.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+    return True

@@ -1,9 +1,11 @@
 from allauth.account.decorators import secure_admin_login
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as account_views
 from config import health
+from config.api import api
 
 # /admin/ signs in through allauth, so its rate limits and MFA apply there too.
 admin.autodiscover()
@@ -19,5 +21,9 @@ urlpatterns = [
     path("settings/", include("accounts.urls")),
     path("tracks/", include("catalog.urls")),
     path("audit/", include("consent.urls")),
+    path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]
+
+if settings.REFRAIN_BENCH_ENDPOINTS:
+    urlpatterns.append(path("bench/", include("bench.urls")))

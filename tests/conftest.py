@@ -26,7 +26,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(
                 pytest.mark.skip(
                     reason="needs PostgreSQL: TEST_DATABASE_URL "
-                    f"({settings.TEST_DATABASE_URL}) is not reachable, running on SQLite"
+                    f"({settings.TEST_DATABASE_URL}) is not reachable, "
+                    "running on SQLite"
                 )
             )
         if "browser" in item.keywords and not has_chromium:

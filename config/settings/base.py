@@ -169,12 +169,14 @@ STORAGES = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    ensure_var_dirs("broker/queue", "broker/processed")
+    ensure_var_dirs("broker/queue", "broker/processed", "broker/control")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder in and out: web, worker and beat share one local queue.
         "data_folder_in": str(VAR_DIR / "broker" / "queue"),
         "data_folder_out": str(VAR_DIR / "broker" / "queue"),
         "processed_folder": str(VAR_DIR / "broker" / "processed"),
+        # Exchange bindings; kombu's default is "control" relative to the cwd.
+        "control_folder": str(VAR_DIR / "broker" / "control"),
         "store_processed": False,
     }
 else:
@@ -210,3 +212,14 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Catalogue --------------------------------------------------------------
+REFRAIN_UPLOAD_MAX_BYTES = env.int(
+    "REFRAIN_UPLOAD_MAX_BYTES", default=200 * 1000 * 1000
+)
+# Bearer tokens of the platform's catalogue system (import API).
+REFRAIN_PLATFORM_TOKENS = env.list("REFRAIN_PLATFORM_TOKENS", default=[])
+# Absolute links in e-mails sent by workers (no request to build them from).
+REFRAIN_SITE_URL = env.str("REFRAIN_SITE_URL", default="http://127.0.0.1:8000")
+# Baseline views for `make bench` (bench/views.py). Never on in production.
+REFRAIN_BENCH_ENDPOINTS = env.bool("REFRAIN_BENCH_ENDPOINTS", default=False)

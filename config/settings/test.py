@@ -88,12 +88,13 @@ else:
         }
     }
     CELERY_BROKER_URL = "filesystem://"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (TEST_TMP_DIR / "broker" / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(TEST_TMP_DIR / "broker" / "queue"),
         "data_folder_out": str(TEST_TMP_DIR / "broker" / "queue"),
         "processed_folder": str(TEST_TMP_DIR / "broker" / "processed"),
+        "control_folder": str(TEST_TMP_DIR / "broker" / "control"),
         "store_processed": False,
     }
 

@@ -10,7 +10,9 @@ PASSWORD = "a-long-test-password-42"
 
 
 def _confirmation_link(message) -> str:
-    match = re.search(r"https?://[^/\s]+(/accounts/confirm-email/[^\s]+/)", message.body)
+    match = re.search(
+        r"https?://[^/\s]+(/accounts/confirm-email/[^\s]+/)", message.body
+    )
     assert match, message.body
     return match.group(1)
 
@@ -90,6 +92,8 @@ def test_signup_rejects_duplicate_email_case_insensitively(client, user):
     )
     # allauth's enumeration prevention: the page looks like success but no
     # second account appears
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_email_verification_sent")
     assert User.objects.filter(email__iexact=user.email).count() == 1
 
 

@@ -1,0 +1,94 @@
+"""Catalogue endpoints of the JSON API (platform token)."""
+
+import hmac
+import io
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+from ninja.security import HttpBearer
+
+from catalog.importer import detect_format, read_rows, text_stream
+from catalog.services import catalog_import
+
+
+class _RequestBody(io.RawIOBase):
+    """The request body as a readable binary stream.
+
+    ``HttpRequest`` has ``read()`` but is not an ``io`` object, and
+    ``io.TextIOWrapper`` needs one (it asks ``readable()`` and reads into a
+    buffer); this adapter streams the body without loading it whole.
+    """
+
+    def __init__(self, request: HttpRequest):
+        self._request = request
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._request.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class PlatformToken(HttpBearer):
+    """The platform's catalogue system: one of ``REFRAIN_PLATFORM_TOKENS``."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> str | None:
+        for known in settings.REFRAIN_PLATFORM_TOKENS:
+            if known and hmac.compare_digest(token.encode(), known.encode()):
+                return "platform"
+        return None
+
+
+class RowErrorOut(Schema):
+    line: int
+    reason: str
+
+
+class ImportReportOut(Schema):
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    invited: int
+    errors: list[RowErrorOut]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+router = Router(tags=["catalogue"])
+
+
+@router.post(
+    "/catalog/imports",
+    auth=PlatformToken(),
+    response={200: ImportReportOut, 400: ErrorOut},
+    summary="Import tracks (CSV or JSON Lines body), upserting by ISRC",
+)
+def import_tracks(request: HttpRequest):
+    """Send the file as the request body with ``Content-Type: text/csv`` or
+    ``application/x-ndjson``. Columns: isrc, title, artist_email, license_class,
+    label, duration_ms. Rejected rows are listed with their line numbers and do
+    not stop valid ones; sending the same file twice changes nothing."""
+    content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+    if content_type not in ("text/csv", "application/x-ndjson", "application/jsonl"):
+        return Status(
+            400,
+            {
+                "detail": "Send the file as the body with Content-Type text/csv "
+                "or application/x-ndjson."
+            },
+        )
+    fmt = detect_format("", content_type)
+    # Read the body as a stream: a catalogue file is larger than Django's
+    # in-memory request limit, and the import works row by row anyway.
+    try:
+        body = io.BufferedReader(_RequestBody(request))
+        report = catalog_import(rows=read_rows(text_stream(body), fmt=fmt))
+    except UnicodeDecodeError:
+        return Status(400, {"detail": "The body is not UTF-8 text."})
+    return Status(200, report.as_dict())

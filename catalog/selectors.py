@@ -1,0 +1,183 @@
+"""Permission-scoped reads of the catalogue. Every one starts from the owner."""
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet, Sum
+from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import User
+from catalog.isrc import looks_like_isrc, normalise_isrc
+from catalog.models import ArtistCatalogStats, Track
+
+PAGE_SIZE = 50
+
+# sort key -> (model field, descending?)
+SORTS: dict[str, tuple[str, bool]] = {
+    "-uploaded": ("uploaded_at", True),
+    "uploaded": ("uploaded_at", False),
+    "title": ("title", False),
+    "-title": ("title", True),
+    "-changed": ("updated_at", True),
+    "changed": ("updated_at", False),
+}
+DEFAULT_SORT = "-uploaded"
+SORT_LABELS = {
+    "-uploaded": "Newest upload first",
+    "uploaded": "Oldest upload first",
+    "title": "Title A–Z",
+    "-title": "Title Z–A",
+    "-changed": "Recently changed first",
+    "changed": "Least recently changed first",
+}
+
+
+@dataclass(frozen=True)
+class TrackFilters:
+    """Validated filters of the track list (built by ``catalog.forms``)."""
+
+    q: str = ""
+    license: str = ""
+    sort: str = DEFAULT_SORT
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(self.q or self.license)
+
+
+@dataclass
+class TrackPage:
+    tracks: list[Track]
+    total: int
+    sort: str
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+    is_first: bool = True
+
+    @property
+    def sort_label(self) -> str:
+        return SORT_LABELS[self.sort]
+
+
+def tracks_for_owner(*, owner: User) -> QuerySet[Track]:
+    return Track.objects.filter(artist=owner)
+
+
+def track_for_owner(*, owner: User, public_id: str) -> Track:
+    """The owner's track, or 404: another artist's track is indistinguishable
+    from one that does not exist."""
+    return get_object_or_404(
+        tracks_for_owner(owner=owner).select_related("label"), public_id=public_id
+    )
+
+
+def track_list_for_owner(*, owner: User, filters: TrackFilters) -> QuerySet[Track]:
+    """The owner's tracks matching the filters, in the requested order."""
+    queryset = tracks_for_owner(owner=owner)
+    if filters.license:
+        queryset = queryset.filter(license_class=filters.license)
+    if filters.q:
+        if looks_like_isrc(filters.q):
+            queryset = queryset.filter(isrc=normalise_isrc(filters.q))
+        else:
+            queryset = queryset.filter(title__icontains=filters.q)
+    field_name, descending = SORTS[filters.sort]
+    prefix = "-" if descending else ""
+    return queryset.order_by(f"{prefix}{field_name}", f"{prefix}id")
+
+
+def track_count_for_owner(*, owner: User, filters: TrackFilters) -> int:
+    """The number of tracks the list shows: from the kept counts when only the
+    licence class filters, by counting otherwise."""
+    if filters.q:
+        return track_list_for_owner(owner=owner, filters=filters).order_by().count()
+    stats = ArtistCatalogStats.objects.filter(artist=owner)
+    if filters.license:
+        stats = stats.filter(license_class=filters.license)
+    return stats.aggregate(total=Sum("track_count"))["total"] or 0
+
+
+def _encode_cursor(track: Track, field_name: str, direction: str) -> str:
+    value = getattr(track, field_name)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([direction, value, track.pk], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, field_name: str) -> tuple[str, object, int] | None:
+    """Parse a cursor from the URL; None when it is malformed (first page)."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        direction, value, pk = json.loads(base64.urlsafe_b64decode(padded))
+        if direction not in ("next", "prev") or not isinstance(pk, int):
+            return None
+        if field_name.endswith("_at"):
+            value = parse_datetime(value)
+            if value is None:
+                return None
+        elif not isinstance(value, str):
+            return None
+    except (ValueError, TypeError):
+        return None
+    return direction, value, pk
+
+
+def _after(field_name: str, value, pk: int, descending: bool) -> Q:
+    """Rows strictly after (value, pk) in the list's order.
+
+    Written as ``field <= v AND (field < v OR id < pk)`` (for descending) so the
+    database seeks the (artist, field, id) index instead of scanning from the
+    start: a deep page costs the same as the first.
+    """
+    if descending:
+        return Q(**{f"{field_name}__lte": value}) & (
+            Q(**{f"{field_name}__lt": value}) | Q(pk__lt=pk)
+        )
+    return Q(**{f"{field_name}__gte": value}) & (
+        Q(**{f"{field_name}__gt": value}) | Q(pk__gt=pk)
+    )
+
+
+def track_page_for_owner(
+    *, owner: User, filters: TrackFilters, cursor: str = "", page_size: int = PAGE_SIZE
+) -> TrackPage:
+    """One page of the owner's track list, by keyset (cursor) pagination.
+
+    Two queries whatever the page depth or catalogue size: the page (one row
+    more than shown, to know whether there is a next page) and the total.
+    """
+    field_name, descending = SORTS[filters.sort]
+    queryset = track_list_for_owner(owner=owner, filters=filters).select_related(
+        "label"
+    )
+    position = decode_cursor(cursor, field_name) if cursor else None
+    going_back = False
+    if position:
+        direction, value, pk = position
+        going_back = direction == "prev"
+        queryset = queryset.filter(
+            _after(field_name, value, pk, descending ^ going_back)
+        )
+        if going_back:
+            queryset = queryset.reverse()
+    rows = list(queryset[: page_size + 1])
+    has_more = len(rows) > page_size
+    rows = rows[:page_size]
+    if going_back:
+        rows.reverse()
+    page = TrackPage(
+        tracks=rows,
+        total=track_count_for_owner(owner=owner, filters=filters),
+        sort=filters.sort,
+        is_first=position is None or (going_back and not has_more),
+    )
+    if rows:
+        if (not going_back and has_more) or going_back:
+            page.next_cursor = _encode_cursor(rows[-1], field_name, "next")
+        if position is not None and not page.is_first:
+            page.previous_cursor = _encode_cursor(rows[0], field_name, "prev")
+    return page

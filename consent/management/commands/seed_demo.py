@@ -1,0 +1,88 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS, user_ensure_verified
+from catalog.demo import catalog_bulk_generate, demo_rows
+from catalog.models import LicenseClass
+from catalog.services import catalog_import
+
+DEMO_PASSWORD = "refrain-demo"
+DEMO_ACCOUNTS = [
+    {"email": "indie@example.com", "display_name": "Juno Vale"},
+    {"email": "signed@example.com", "display_name": "The Harbour Lights"},
+    {
+        "email": "auditor@example.com",
+        "display_name": "Platform Auditor",
+        "is_staff": True,
+        "groups": (GROUP_AUDITORS,),
+    },
+    {
+        "email": "admin@example.com",
+        "display_name": "Policy Admin",
+        "is_staff": True,
+        "is_superuser": True,
+        "groups": (GROUP_POLICY_ADMINS,),
+    },
+]
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo accounts and their tracks (running it again changes "
+        "nothing). With --artists and --tracks-per-artist, also generate a large "
+        "catalogue in bulk for benchmarks."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--artists", type=int, default=0)
+        parser.add_argument("--tracks-per-artist", type=int, default=0)
+        parser.add_argument(
+            "--prefix", default="bulk", help="e-mail prefix of generated artists"
+        )
+
+    def handle(self, *args, artists: int, tracks_per_artist: int, prefix: str, **opts):
+        for account in DEMO_ACCOUNTS:
+            user, created = user_ensure_verified(password=DEMO_PASSWORD, **account)
+            self.stdout.write(f"{'created' if created else 'exists '} {user.email}")
+        rows = [
+            *demo_rows(
+                email="indie@example.com",
+                prefix="IND",
+                count=40,
+                license_class=LicenseClass.INDEPENDENT,
+                labels=[],
+            ),
+            *demo_rows(
+                email="signed@example.com",
+                prefix="SGL",
+                count=30,
+                license_class=LicenseClass.LABEL,
+                labels=["Moonlight Records", "Northside Music"],
+            ),
+            *demo_rows(
+                email="signed@example.com",
+                prefix="SGI",
+                count=5,
+                license_class=LicenseClass.INDEPENDENT,
+                labels=[],
+            ),
+        ]
+        report = catalog_import(rows=rows)
+        self.stdout.write(
+            f"demo tracks: created {report.created}, updated {report.updated}, "
+            f"unchanged {report.unchanged}"
+        )
+        if artists or tracks_per_artist:
+            if artists <= 0 or tracks_per_artist <= 0:
+                raise CommandError(
+                    "--artists and --tracks-per-artist must both be positive"
+                )
+            try:
+                result = catalog_bulk_generate(
+                    artists=artists, tracks_per_artist=tracks_per_artist, prefix=prefix
+                )
+            except ValueError as error:
+                raise CommandError(str(error)) from error
+            self.stdout.write(
+                f"generated {result.artists} artists and {result.tracks} tracks "
+                f"in {result.seconds:.1f}s"
+            )

@@ -1,0 +1,160 @@
+"""`make run` works with nothing but Python: SQLite, the filesystem broker, a worker.
+
+Everything runs in subprocesses with ``config.settings.local`` and a private
+``REFRAIN_VAR_DIR``, so neither the shared PostgreSQL and Redis nor the
+checkout's own ``var/`` is touched.
+"""
+
+import json
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+pytestmark = pytest.mark.slow
+
+SERVICE_VARIABLES = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "EMAIL_URL")
+# Set by tests/browser while Playwright runs; not something `make run` has.
+LEAKED_VARIABLES = ("DJANGO_ALLOW_ASYNC_UNSAFE",)
+# Where kombu's filesystem transport puts its folders when not told otherwise:
+# relative to the working directory, i.e. inside the checkout.
+KOMBU_DEFAULT_FOLDERS = ("control", "data_in", "data_out", "processed")
+COMMAND_TIMEOUT = 120
+PING_TIMEOUT = 60
+STOP_TIMEOUT = 15
+DEMO_ACCOUNTS = 4  # indie, signed, auditor, admin: see `make run`
+
+
+@pytest.fixture
+def embedded_env(tmp_path) -> dict[str, str]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in SERVICE_VARIABLES + LEAKED_VARIABLES
+    }
+    environment["REFRAIN_VAR_DIR"] = str(tmp_path / "var")
+    environment["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
+
+
+def _run(args: list[str], environment: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"{args} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    )
+    return result.stdout
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Warm shutdown by SIGTERM; SIGKILL to its own process group if it hangs."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture
+def start_worker(embedded_env, tmp_path):
+    """Start one Celery worker in its own process group; always stop it."""
+    started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start() -> tuple[subprocess.Popen, Path]:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--pool=solo",
+                    "--concurrency=1",
+                    "--loglevel=INFO",
+                ],
+                cwd=settings.BASE_DIR,
+                env=embedded_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append((process, log_path))
+        return process, log_path
+
+    yield start
+    for process, _ in started:
+        _stop(process)
+
+
+def _entries(folder: Path) -> set[str]:
+    return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+
+
+def test_migrate_seed_and_worker_run_on_embedded_defaults(
+    tmp_path, embedded_env, start_worker
+):
+    var_dir = tmp_path / "var"
+    checkout = Path(settings.BASE_DIR)
+    before = {name: _entries(checkout / name) for name in KOMBU_DEFAULT_FOLDERS}
+
+    # given a fresh var/ with the schema and the demo accounts
+    _run(["manage.py", "migrate", "--noinput"], embedded_env)
+    _run(["manage.py", "seed_demo"], embedded_env)
+
+    # when a worker runs and another process sends it a ping
+    worker, log_path = start_worker()
+    token = secrets.token_urlsafe(16)
+    _run(
+        ["-c", f"from config.tasks import ping; ping.delay({token!r})"],
+        embedded_env,
+    )
+
+    # then the worker answers from the same SQLite database
+    ping_file = var_dir / "pings" / f"{token}.json"
+    deadline = time.monotonic() + PING_TIMEOUT
+    while not ping_file.exists() and worker.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert ping_file.exists(), (
+        f"no ping after {PING_TIMEOUT}s (worker exit code {worker.poll()}):\n"
+        + log_path.read_text(errors="replace")
+    )
+    assert json.loads(ping_file.read_text()) == {
+        "token": token,
+        "users": DEMO_ACCOUNTS,
+    }
+
+    # and that database is the WAL-mode file in var/, holding the demo accounts
+    with closing(sqlite3.connect(var_dir / "db.sqlite3")) as database:
+        assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        users = database.execute("SELECT count(*) FROM accounts_user").fetchone()
+    assert users == (DEMO_ACCOUNTS,)
+
+    # and the broker keeps all of its state under var/, none in the checkout
+    assert (var_dir / "broker" / "control" / "celery.exchange").is_file()
+    after = {name: _entries(checkout / name) for name in KOMBU_DEFAULT_FOLDERS}
+    assert after == before

@@ -1,0 +1,64 @@
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS")
+
+
+def _production_env(**overrides: str) -> dict[str, str]:
+    """The parent's environment without any of the required variables or a
+    settings-module override, plus a complete production configuration."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in REQUIRED and name != "DJANGO_SETTINGS_MODULE"
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        DJANGO_SECRET_KEY=secrets.token_hex(32),  # 64 characters
+        # never connected to by `check`; the test server's URL all the same
+        DATABASE_URL=settings.TEST_DATABASE_URL,
+        ALLOWED_HOSTS="refrain.example",
+    )
+    env.update(overrides)
+    return env
+
+
+def _check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_production_settings_pass_check_deploy_with_no_warning():
+    env = _production_env()
+    assert len(env["DJANGO_SECRET_KEY"]) == 64
+
+    result = _check_deploy(env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_production_refuses_to_start_without_a_secret(missing):
+    # given a production environment with one required variable left out
+    env = _production_env()
+    del env[missing]
+
+    # when Django starts
+    result = _check_deploy(env)
+
+    # then it stops, naming the variable
+    assert result.returncode != 0
+    assert f"Set the {missing} environment variable" in result.stderr
+    assert "no issues" not in result.stdout
