@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -71,15 +72,7 @@ def users_get_or_create_invited(
     Safe against a concurrent import creating the same address.
     """
     wanted = {email.strip().lower() for email in emails if email.strip()}
-    found = {
-        user.email.lower(): user
-        for user in User.objects.filter(email__in=sorted(wanted))
-    }
-    # Most addresses are already lower-case; catch the rest with iexact.
-    for email in wanted - found.keys():
-        user = User.objects.filter(email__iexact=email).first()
-        if user is not None:
-            found[email] = user
+    found = _users_by_lower_email(wanted)
     missing = sorted(wanted - found.keys())
     new_ids: list[int] = []
     if missing:
@@ -106,6 +99,19 @@ def users_get_or_create_invited(
         for email in wanted - found.keys():  # lost a race to another import
             found[email] = User.objects.get(email__iexact=email)
     return found, new_ids
+
+
+def _users_by_lower_email(emails: set[str]) -> dict[str, User]:
+    """One query through the case-insensitive unique index on the e-mail."""
+    found: dict[str, User] = {}
+    ordered = sorted(emails)
+    for start in range(0, len(ordered), 5000):
+        chunk = ordered[start : start + 5000]
+        for user in User.objects.annotate(email_lower=Lower("email")).filter(
+            email_lower__in=chunk
+        ):
+            found[user.email_lower] = user
+    return found
 
 
 def invitation_send(*, user: User) -> bool:

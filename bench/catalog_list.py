@@ -65,7 +65,6 @@ def ensure_catalogue() -> None:
     setup_django()
     from django.db import connection
 
-    from catalog.models import Track
     from catalog.services import label_get_or_create, stats_rebuild
 
     label = label_get_or_create(name="Bench Records")

@@ -202,12 +202,14 @@ def catalog_bulk_generate(
         rows = _track_rows(artist_ids, tracks_per_artist, first_serial, rng)
         table = Track._meta.db_table
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                with cursor.cursor.copy(
+            with (
+                connection.cursor() as cursor,
+                cursor.cursor.copy(
                     f"COPY {table} ({_TRACK_COLUMNS}) FROM STDIN"
-                ) as copy:
-                    for row in rows:
-                        copy.write_row(row)
+                ) as copy,
+            ):
+                for row in rows:
+                    copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * 11)
             with connection.cursor() as cursor:
@@ -223,7 +225,8 @@ def catalog_bulk_generate(
                         batch = []
                 if batch:
                     cursor.executemany(
-                        f"INSERT INTO {table} ({_TRACK_COLUMNS}) VALUES ({placeholders})",
+                        f"INSERT INTO {table} ({_TRACK_COLUMNS}) "
+                        f"VALUES ({placeholders})",
                         batch,
                     )
         ArtistCatalogStats.objects.bulk_create(

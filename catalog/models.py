@@ -36,11 +36,13 @@ class Label(models.Model):
 
 
 class Track(models.Model):
-    public_id = models.CharField(
-        max_length=22, unique=True, default=new_public_id, editable=False
-    )
+    public_id = models.CharField(max_length=22, default=new_public_id, editable=False)
+    # No single-column index: every index below leads with the artist.
     artist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tracks"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="tracks",
+        db_index=False,
     )
     title = models.CharField(max_length=300)
     isrc = models.CharField(
@@ -66,6 +68,10 @@ class Track(models.Model):
 
     class Meta:
         constraints = [
+            # A constraint rather than unique=True: no extra LIKE index.
+            models.UniqueConstraint(
+                fields=["public_id"], name="catalog_track_public_id_unique"
+            ),
             models.UniqueConstraint(
                 fields=["isrc"],
                 condition=models.Q(isrc__isnull=False),

@@ -1,10 +1,14 @@
 """Permission-scoped reads of the catalogue. Every one starts from the owner."""
 
 import base64
+import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet, Sum
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
@@ -89,11 +93,40 @@ def track_list_for_owner(*, owner: User, filters: TrackFilters) -> QuerySet[Trac
     return queryset.order_by(f"{prefix}{field_name}", f"{prefix}id")
 
 
+def catalog_version_key(artist_id: int) -> str:
+    return f"catalog:version:{artist_id}"
+
+
+def _catalog_version(artist_id: int) -> str:
+    """A token that changes whenever the artist's catalogue changes.
+
+    Services delete it after commit; a missing token is replaced by a random
+    one, so an evicted token can never bring back an old cached count.
+    """
+    key = catalog_version_key(artist_id)
+    version = cache.get(key)
+    if version is None:
+        cache.add(key, secrets.token_hex(8), timeout=None)
+        version = cache.get(key) or "x"
+    return version
+
+
 def track_count_for_owner(*, owner: User, filters: TrackFilters) -> int:
     """The number of tracks the list shows: from the kept counts when only the
-    licence class filters, by counting otherwise."""
+    licence class filters; a search is counted once per catalogue version and
+    cached (paging through results repeats the same count)."""
     if filters.q:
-        return track_list_for_owner(owner=owner, filters=filters).order_by().count()
+        digest = hashlib.sha256(f"{filters.license}\0{filters.q}".encode()).hexdigest()[
+            :24
+        ]
+        key = f"catalog:count:{owner.pk}:{_catalog_version(owner.pk)}:{digest}"
+        count = cache.get(key)
+        if count is None:
+            count = (
+                track_list_for_owner(owner=owner, filters=filters).order_by().count()
+            )
+            cache.set(key, count, timeout=3600)
+        return count
     stats = ArtistCatalogStats.objects.filter(artist=owner)
     if filters.license:
         stats = stats.filter(license_class=filters.license)
@@ -142,6 +175,22 @@ def _after(field_name: str, value, pk: int, descending: bool) -> Q:
     )
 
 
+def _fetch_page(queryset: QuerySet[Track], *, searching: bool) -> list[Track]:
+    """Evaluate one page; for a title search on PostgreSQL, walk the sort index.
+
+    PostgreSQL cannot estimate how many titles match ``LIKE '%word%'`` and
+    guesses very few, so it reads every one of the artist's rows and sorts
+    them. Walking the artist's (field, id) index in order and stopping at the
+    page's last match is never slower for one artist and much faster for a
+    common word, so the planner is told to do that for this one statement.
+    """
+    if not searching or connection.vendor != "postgresql":
+        return list(queryset)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+        return list(queryset)
+
+
 def track_page_for_owner(
     *, owner: User, filters: TrackFilters, cursor: str = "", page_size: int = PAGE_SIZE
 ) -> TrackPage:
@@ -164,7 +213,7 @@ def track_page_for_owner(
         )
         if going_back:
             queryset = queryset.reverse()
-    rows = list(queryset[: page_size + 1])
+    rows = _fetch_page(queryset[: page_size + 1], searching=bool(filters.q))
     has_more = len(rows) > page_size
     rows = rows[:page_size]
     if going_back:

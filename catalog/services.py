@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.db.models import Count
@@ -21,9 +22,23 @@ from accounts.services import users_get_or_create_invited
 from accounts.tasks import send_invitations as send_invitations_task
 from catalog.audio import AudioInfo
 from catalog.importer import CatalogRow, RowError
-from catalog.models import ArtistCatalogStats, Label, LicenseClass, Track
+from catalog.models import (
+    ArtistCatalogStats,
+    Label,
+    LicenseClass,
+    Track,
+    new_public_id,
+)
+from catalog.selectors import catalog_version_key
 
 StatsDelta = Counter  # (artist_id, license_class) -> change in track count
+
+
+def catalog_changed(*, artist_ids: Iterable[int]) -> None:
+    """After commit, retire the cached counts of these artists' catalogues."""
+    keys = [catalog_version_key(artist_id) for artist_id in set(artist_ids)]
+    if keys:
+        transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 def stats_apply(*, deltas: StatsDelta) -> None:
@@ -84,6 +99,54 @@ def stats_rebuild(*, artist_ids: Iterable[int] | None = None) -> None:
         for row in grouped:
             counts[(row["artist_id"], row["license_class"])] = row["n"]
         stats_apply(deltas=counts)
+
+
+_INSERT_COLUMNS = (
+    "public_id",
+    "artist_id",
+    "title",
+    "isrc",
+    "duration_ms",
+    "license_class",
+    "label_id",
+    "audio_file",
+    "audio_mime_type",
+    "uploaded_at",
+    "updated_at",
+)
+
+
+def tracks_insert_bulk(*, rows: list[dict]) -> int:
+    """Insert many new tracks fast: ``COPY`` on PostgreSQL, bulk insert elsewhere.
+
+    Each row gives the model's fields (``public_id`` is generated when absent).
+    Bypasses model validation and the kept counts: the caller validated the
+    rows and applies the matching ``stats_apply`` in the same transaction.
+    """
+    if connection.vendor != "postgresql":
+        return len(
+            Track.objects.bulk_create([Track(**row) for row in rows], batch_size=1000)
+        )
+    columns = ", ".join(_INSERT_COLUMNS)
+    sql = f"COPY {Track._meta.db_table} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(
+                (
+                    row.get("public_id") or new_public_id(),
+                    row["artist_id"],
+                    row["title"],
+                    row.get("isrc"),
+                    row.get("duration_ms"),
+                    row["license_class"],
+                    row.get("label_id"),
+                    row.get("audio_file", ""),
+                    row.get("audio_mime_type", ""),
+                    row["uploaded_at"],
+                    row["updated_at"],
+                )
+            )
+    return len(rows)
 
 
 def label_get_or_create(*, name: str) -> Label:
@@ -247,6 +310,7 @@ def catalog_import(
     rejected, naming the first line.
     """
     report = ImportReport()
+    known = _ImportLookups()
     seen: dict[str, int] = {}
     batch: list[CatalogRow] = []
     for row in rows:
@@ -263,49 +327,63 @@ def catalog_import(
             continue
         batch.append(row)
         if len(batch) >= batch_size:
-            _import_batch(batch, report)
+            _import_batch(batch, report, known)
             batch = []
             if on_batch:
                 on_batch(report)
     if batch:
-        _import_batch(batch, report)
+        _import_batch(batch, report, known)
         if on_batch:
             on_batch(report)
     return report
 
 
-def _import_batch(batch: list[CatalogRow], report: ImportReport) -> None:
+@dataclass
+class _ImportLookups:
+    """Artists and labels already resolved by earlier batches of one import.
+
+    Only ids of committed rows are kept: a batch adds to it after commit.
+    """
+
+    artist_ids: dict[str, int] = field(default_factory=dict)
+    label_ids: dict[str, int] = field(default_factory=dict)
+
+
+def _import_batch(
+    batch: list[CatalogRow], report: ImportReport, known: _ImportLookups
+) -> None:
     now = timezone.now()
     with transaction.atomic():
-        users, new_user_ids = users_get_or_create_invited(
-            emails={row.artist_email for row in batch}
-        )
-        labels = {
-            name: label_get_or_create(name=name)
-            for name in sorted({row.label for row in batch if row.label})
-        }
+        emails = {row.artist_email for row in batch} - known.artist_ids.keys()
+        users, new_user_ids = users_get_or_create_invited(emails=emails)
+        artist_ids = {**known.artist_ids, **{e: u.pk for e, u in users.items()}}
+        label_ids = dict(known.label_ids)
+        for name in sorted(
+            {row.label for row in batch if row.label} - label_ids.keys()
+        ):
+            label_ids[name] = label_get_or_create(name=name).pk
         existing = {
             track.isrc: track
             for track in Track.objects.select_for_update()
             .filter(isrc__in=[row.isrc for row in batch])
+            .only("isrc", *_COMPARED)
             .order_by("pk")
         }
         deltas: StatsDelta = Counter()
-        to_create: list[Track] = []
+        to_create: list[dict] = []
         to_update: list[Track] = []
         for row in batch:
-            label = labels.get(row.label) if row.label else None
             wanted = {
                 "title": row.title,
-                "artist_id": users[row.artist_email].pk,
+                "artist_id": artist_ids[row.artist_email],
                 "license_class": row.license_class,
-                "label_id": label.pk if label else None,
+                "label_id": label_ids[row.label] if row.label else None,
                 "duration_ms": row.duration_ms,
             }
             track = existing.get(row.isrc)
             if track is None:
                 to_create.append(
-                    Track(isrc=row.isrc, uploaded_at=now, updated_at=now, **wanted)
+                    {"isrc": row.isrc, "uploaded_at": now, "updated_at": now, **wanted}
                 )
                 deltas[(wanted["artist_id"], row.license_class)] += 1
                 continue
@@ -320,7 +398,7 @@ def _import_batch(batch: list[CatalogRow], report: ImportReport) -> None:
                 setattr(track, name, value)
             track.updated_at = now
             to_update.append(track)
-        Track.objects.bulk_create(to_create, batch_size=1000)
+        tracks_insert_bulk(rows=to_create)
         if to_update:
             Track.objects.bulk_update(
                 to_update, [*_COMPARED, "updated_at"], batch_size=1000
@@ -330,6 +408,8 @@ def _import_batch(batch: list[CatalogRow], report: ImportReport) -> None:
             transaction.on_commit(
                 lambda ids=list(new_user_ids): send_invitations_task.delay(ids)
             )
+    known.artist_ids = artist_ids
+    known.label_ids = label_ids
     report.created += len(to_create)
     report.updated += len(to_update)
     report.invited_user_ids.extend(new_user_ids)

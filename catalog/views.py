@@ -6,6 +6,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
 from catalog.forms import TrackFilterForm, TrackUploadForm
+from catalog.rows import track_rows
 from catalog.selectors import SORT_LABELS, track_for_owner, track_page_for_owner
 from catalog.services import tracks_upload
 
@@ -29,7 +30,7 @@ def track_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "filters": filters,
             "page": page,
-            "tracks": page.tracks,
+            "rows": track_rows(page.tracks),
             "total": page.total,
             "sort_labels": SORT_LABELS,
             "base_query": query.urlencode(),

@@ -100,9 +100,7 @@ def test_every_valid_isrc_round_trips(
     country, registrant, year, designation, hyphenated, lower, prefixed
 ):
     compact = country + registrant + year + designation
-    text = (
-        f"{country}-{registrant}-{year}-{designation}" if hyphenated else compact
-    )
+    text = f"{country}-{registrant}-{year}-{designation}" if hyphenated else compact
     if lower:
         text = text.lower()
     if prefixed:

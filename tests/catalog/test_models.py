@@ -65,7 +65,9 @@ def test_matching_class_and_label_are_accepted(write, user):
 
     write(Track(artist=user, title="Mine", license_class=LicenseClass.INDEPENDENT))
     write(
-        Track(artist=user, title="Theirs", license_class=LicenseClass.LABEL, label=label)
+        Track(
+            artist=user, title="Theirs", license_class=LicenseClass.LABEL, label=label
+        )
     )
 
     assert sorted(Track.objects.values_list("title", "label_id")) == [

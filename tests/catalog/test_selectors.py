@@ -39,9 +39,7 @@ def test_list_shows_only_the_owners_tracks(user):
     TrackFactory(artist=user, title="Mine")
     TrackFactory(title="Theirs")
 
-    assert _titles(track_list_for_owner(owner=user, filters=TrackFilters())) == [
-        "Mine"
-    ]
+    assert _titles(track_list_for_owner(owner=user, filters=TrackFilters())) == ["Mine"]
 
 
 def test_search_by_title_is_a_case_insensitive_substring(user):
