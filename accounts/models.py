@@ -72,3 +72,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def public_name(self) -> str:
         return self.display_name or self.email.split("@", 1)[0]
+
+
+def user_display(user: User) -> str:
+    """How allauth names a user on its pages and e-mails."""
+    return user.public_name

@@ -65,6 +65,9 @@ class Track(models.Model):
     # "Last change" on the track list: bumped by every service that changes
     # the track (metadata, licence class, and later its consent).
     updated_at = models.DateTimeField(default=timezone.now)
+    # The number of ledger rows of this track; bumped under the row lock by
+    # every consent change (``consent.services``). Also the API's ETag.
+    consent_version = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

@@ -192,17 +192,25 @@ def _fetch_page(queryset: QuerySet[Track], *, searching: bool) -> list[Track]:
 
 
 def track_page_for_owner(
-    *, owner: User, filters: TrackFilters, cursor: str = "", page_size: int = PAGE_SIZE
+    *,
+    owner: User,
+    filters: TrackFilters,
+    cursor: str = "",
+    page_size: int = PAGE_SIZE,
+    extra: Q | None = None,
 ) -> TrackPage:
     """One page of the owner's track list, by keyset (cursor) pagination.
 
     Two queries whatever the page depth or catalogue size: the page (one row
     more than shown, to know whether there is a next page) and the total.
+    ``extra`` narrows the list further (``consent`` passes its filters); the
+    total is then counted directly.
     """
     field_name, descending = SORTS[filters.sort]
-    queryset = track_list_for_owner(owner=owner, filters=filters).select_related(
-        "label"
-    )
+    base = track_list_for_owner(owner=owner, filters=filters)
+    if extra is not None:
+        base = base.filter(extra)
+    queryset = base.select_related("label")
     position = decode_cursor(cursor, field_name) if cursor else None
     going_back = False
     if position:
@@ -213,14 +221,22 @@ def track_page_for_owner(
         )
         if going_back:
             queryset = queryset.reverse()
-    rows = _fetch_page(queryset[: page_size + 1], searching=bool(filters.q))
+    # Only a title search needs the planner hint: an ISRC search is one probe
+    # of the unique ISRC index, which the hint would turn into a walk over
+    # every one of the artist's rows.
+    title_search = bool(filters.q) and not looks_like_isrc(filters.q)
+    rows = _fetch_page(queryset[: page_size + 1], searching=title_search)
     has_more = len(rows) > page_size
     rows = rows[:page_size]
     if going_back:
         rows.reverse()
     page = TrackPage(
         tracks=rows,
-        total=track_count_for_owner(owner=owner, filters=filters),
+        total=(
+            base.order_by().count()
+            if extra is not None
+            else track_count_for_owner(owner=owner, filters=filters)
+        ),
         sort=filters.sort,
         is_first=position is None or (going_back and not has_more),
     )

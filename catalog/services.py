@@ -189,6 +189,7 @@ def track_create(
     try:
         track.save()
         stats_apply(deltas=Counter({(artist.pk, license_class): 1}))
+        catalog_changed(artist_ids=[artist.pk])
     except BaseException:
         # The row rolls back with the transaction; the file must go too.
         if track.audio_file:
@@ -228,6 +229,7 @@ def track_change_license_class(
                 }
             )
         )
+    catalog_changed(artist_ids=[locked.artist_id])
     track.license_class, track.label, track.updated_at = (
         locked.license_class,
         locked.label,
@@ -299,6 +301,7 @@ def catalog_import(
     rows: Iterable[CatalogRow | RowError],
     batch_size: int = IMPORT_BATCH_SIZE,
     on_batch=None,
+    after_batch_write=None,
 ) -> ImportReport:
     """Upsert tracks by ISRC from validated rows, in batches.
 
@@ -308,6 +311,9 @@ def catalog_import(
     changes nothing the second time. Rejected rows are reported and never stop
     valid ones. A later row repeating an ISRC already seen in the same file is
     rejected, naming the first line.
+
+    ``after_batch_write(created_isrcs=…, reclassified_track_ids=…)`` runs inside
+    each batch's transaction, so a caller (``consent``) can extend the batch.
     """
     report = ImportReport()
     known = _ImportLookups()
@@ -327,12 +333,12 @@ def catalog_import(
             continue
         batch.append(row)
         if len(batch) >= batch_size:
-            _import_batch(batch, report, known)
+            _import_batch(batch, report, known, after_batch_write)
             batch = []
             if on_batch:
                 on_batch(report)
     if batch:
-        _import_batch(batch, report, known)
+        _import_batch(batch, report, known, after_batch_write)
         if on_batch:
             on_batch(report)
     return report
@@ -350,7 +356,10 @@ class _ImportLookups:
 
 
 def _import_batch(
-    batch: list[CatalogRow], report: ImportReport, known: _ImportLookups
+    batch: list[CatalogRow],
+    report: ImportReport,
+    known: _ImportLookups,
+    after_batch_write=None,
 ) -> None:
     now = timezone.now()
     with transaction.atomic():
@@ -372,6 +381,7 @@ def _import_batch(
         deltas: StatsDelta = Counter()
         to_create: list[dict] = []
         to_update: list[Track] = []
+        reclassified: list[int] = []
         for row in batch:
             wanted = {
                 "title": row.title,
@@ -393,7 +403,7 @@ def _import_batch(
             deltas[(track.artist_id, track.license_class)] -= 1
             deltas[(wanted["artist_id"], row.license_class)] += 1
             if track.license_class != row.license_class:
-                report.reclassified_track_ids.append(track.pk)
+                reclassified.append(track.pk)
             for name, value in wanted.items():
                 setattr(track, name, value)
             track.updated_at = now
@@ -404,12 +414,21 @@ def _import_batch(
                 to_update, [*_COMPARED, "updated_at"], batch_size=1000
             )
         stats_apply(deltas=deltas)
+        # Every created or updated row has a key here (old and new artist),
+        # even when its net change is 0: a new title changes search counts.
+        catalog_changed(artist_ids=[artist_id for artist_id, _ in deltas])
+        if after_batch_write is not None:
+            after_batch_write(
+                created_isrcs=[row["isrc"] for row in to_create],
+                reclassified_track_ids=reclassified,
+            )
         if new_user_ids:
             transaction.on_commit(
                 lambda ids=list(new_user_ids): send_invitations_task.delay(ids)
             )
     known.artist_ids = artist_ids
     known.label_ids = label_ids
+    report.reclassified_track_ids.extend(reclassified)
     report.created += len(to_create)
     report.updated += len(to_update)
     report.invited_user_ids.extend(new_user_ids)

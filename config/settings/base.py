@@ -129,6 +129,7 @@ ACCOUNT_CHANGE_EMAIL = True
 ACCOUNT_REAUTHENTICATION_REQUIRED = True
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Refrain] "
+ACCOUNT_USER_DISPLAY = "accounts.models.user_display"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str("ACCOUNT_DEFAULT_HTTP_PROTOCOL", default="http")
 # allauth's defaults, spelled out because the product promises them:
 # the 11th failed login from one address within a minute is refused.
@@ -224,3 +225,16 @@ REFRAIN_PLATFORM_TOKENS = env.list("REFRAIN_PLATFORM_TOKENS", default=[])
 REFRAIN_SITE_URL = env.str("REFRAIN_SITE_URL", default="http://127.0.0.1:8000")
 # Baseline views for `make bench` (bench/views.py). Never on in production.
 REFRAIN_BENCH_ENDPOINTS = env.bool("REFRAIN_BENCH_ENDPOINTS", default=False)
+
+# --- Consent ----------------------------------------------------------------
+# "immediate": one e-mail per receipt after commit; "digest": beat sends one
+# summary per artist every REFRAIN_RECEIPT_DIGEST_MINUTES.
+REFRAIN_RECEIPT_EMAILS = env.str("REFRAIN_RECEIPT_EMAILS", default="immediate")
+REFRAIN_RECEIPT_DIGEST_MINUTES = env.int("REFRAIN_RECEIPT_DIGEST_MINUTES", default=60)
+REFRAIN_JURISDICTION = env.str("REFRAIN_JURISDICTION", default="EU")
+REFRAIN_CONTROLLER_NAME = env.str("REFRAIN_CONTROLLER_NAME", default="The platform")
+REFRAIN_CONTROLLER_CONTACT = env.str(
+    "REFRAIN_CONTROLLER_CONTACT", default="privacy@refrain.local"
+)
+# Bulk changes up to this many tracks happen in the request; more in a task.
+REFRAIN_BULK_INLINE_LIMIT = env.int("REFRAIN_BULK_INLINE_LIMIT", default=500)

@@ -118,9 +118,9 @@ def test_invitations_wait_for_the_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         _post(client, CSV)
 
-    assert len(callbacks) == 1
     assert invitation_queue.sent == []
-    callbacks[0]()
+    for callback in callbacks:  # the commit
+        callback()
     ((ids,),) = invitation_queue.sent
     assert sorted(ids) == sorted(User.objects.values_list("pk", flat=True))
 

@@ -3,7 +3,9 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.http import Http404
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.selectors import (
@@ -253,3 +255,27 @@ def test_a_malformed_cursor_gives_the_first_page(user):
 
     assert [t.pk for t in page.tracks] == [tracks[2].pk, tracks[1].pk]
     assert page.is_first is True
+
+
+def _statements(queries) -> list[str]:
+    return [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.postgres
+def test_only_a_title_search_gets_the_planner_hint(user):
+    TrackFactory(artist=user, title="Night Drive", isrc="USRC17607839")
+
+    with CaptureQueriesContext(connection) as title_search:
+        track_page_for_owner(owner=user, filters=TrackFilters(q="night"))
+    with CaptureQueriesContext(connection) as isrc_search:
+        page = track_page_for_owner(owner=user, filters=TrackFilters(q="USRC17607839"))
+    with CaptureQueriesContext(connection) as plain:
+        track_page_for_owner(owner=user, filters=TrackFilters())
+
+    hint = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"
+    assert hint in _statements(title_search)
+    # an ISRC is one probe of its unique index; the hint would make it a walk
+    # over every one of the artist's rows
+    assert hint not in _statements(isrc_search)
+    assert len(page.tracks) == 1
+    assert hint not in _statements(plain)

@@ -1,9 +1,14 @@
+import time
+
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.models import User
 from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS, user_ensure_verified
-from catalog.demo import catalog_bulk_generate, demo_rows
-from catalog.models import LicenseClass
-from catalog.services import catalog_import
+from catalog.demo import catalog_bulk_generate, demo_isrc, demo_rows
+from catalog.models import LicenseClass, Track
+from consent.models import Decision, Source
+from consent.services import catalog_import, consent_set, trackconsent_create_missing
+from consent.uses import Use
 
 DEMO_PASSWORD = "refrain-demo"
 DEMO_ACCOUNTS = [
@@ -22,6 +27,21 @@ DEMO_ACCOUNTS = [
         "is_superuser": True,
         "groups": (GROUP_POLICY_ADMINS,),
     },
+]
+
+
+# (track number, use, state) for indie@example.com: a few real decisions so
+# the dashboard and the ledger are not empty. Idempotent: consent_set writes
+# nothing when the state is already there.
+DEMO_DECISIONS = [
+    (1, Use.AI_TRAINING, Decision.GRANTED),
+    (1, Use.DATA_MINING, Decision.GRANTED),
+    (2, Use.GENAI_TRAINING, Decision.DENIED),
+    (3, Use.AI_TRAINING, Decision.GRANTED),
+    (4, Use.AI_INFERENCE, Decision.GRANTED),
+    (5, Use.GENAI_TRAINING, Decision.GRANTED),
+    (6, Use.DATA_MINING, Decision.DENIED),
+    (8, Use.AI_TRAINING, Decision.GRANTED),
 ]
 
 
@@ -71,6 +91,7 @@ class Command(BaseCommand):
             f"demo tracks: created {report.created}, updated {report.updated}, "
             f"unchanged {report.unchanged}"
         )
+        self._demo_decisions()
         if artists or tracks_per_artist:
             if artists <= 0 or tracks_per_artist <= 0:
                 raise CommandError(
@@ -86,3 +107,19 @@ class Command(BaseCommand):
                 f"generated {result.artists} artists and {result.tracks} tracks "
                 f"in {result.seconds:.1f}s"
             )
+            started = time.monotonic()
+            trackconsent_create_missing(track_ids=None, source=Source.IMPORT)
+            self.stdout.write(
+                f"consent rows for every track in {time.monotonic() - started:.1f}s"
+            )
+
+    def _demo_decisions(self) -> None:
+        artist = User.objects.get(email="indie@example.com")
+        changed = 0
+        for number, use, state in DEMO_DECISIONS:
+            track = Track.objects.get(isrc=demo_isrc("IND", 24, number))
+            result = consent_set(
+                track=track, use=use, state=state, actor=artist, source=Source.WEB
+            )
+            changed += result.changed
+        self.stdout.write(f"demo decisions: {changed} changed")

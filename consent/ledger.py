@@ -1,0 +1,197 @@
+"""The tamper-evident ledger: canonical encoding, hash chain, verification.
+
+Each row's hash is ``sha256(canonical(row) + prev_hash)`` where ``prev_hash``
+is the hash of the same track's previous row (64 zeros for the first), so
+altering, removing or reordering any row breaks every later hash of that track.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from consent.models import LedgerEntry
+
+GENESIS_HASH = "0" * 64
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(
+    *,
+    track_public_id: str,
+    consent_version: int,
+    use: str,
+    old_state: str,
+    new_state: str,
+    old_eligible: bool,
+    new_eligible: bool,
+    actor_id: int | None,
+    source: str,
+    created_at: datetime,
+    policy_version: int,
+    request_id: str,
+    note: str,
+) -> bytes:
+    """The row as compact JSON with sorted keys (stable across databases)."""
+    return json.dumps(
+        {
+            "track": track_public_id,
+            "consent_version": consent_version,
+            "use": use,
+            "old_state": old_state,
+            "new_state": new_state,
+            "old_eligible": bool(old_eligible),
+            "new_eligible": bool(new_eligible),
+            "actor": actor_id,
+            "source": source,
+            "created_at": _timestamp(created_at),
+            "policy_version": policy_version,
+            "request_id": request_id,
+            "note": note,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def chain_hash(encoded: bytes, prev_hash: str) -> str:
+    return hashlib.sha256(encoded + prev_hash.encode("ascii")).hexdigest()
+
+
+def entry_encoding(entry: LedgerEntry, track_public_id: str) -> bytes:
+    return canonical(
+        track_public_id=track_public_id,
+        consent_version=entry.consent_version,
+        use=entry.use,
+        old_state=entry.old_state,
+        new_state=entry.new_state,
+        old_eligible=entry.old_eligible,
+        new_eligible=entry.new_eligible,
+        actor_id=entry.actor_id,
+        source=entry.source,
+        created_at=entry.created_at,
+        policy_version=entry.policy_version,
+        request_id=entry.request_id,
+        note=entry.note,
+    )
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    track_public_id: str
+    entry_id: int
+    consent_version: int
+    reason: str
+
+
+@dataclass
+class VerifyReport:
+    tracks_checked: int = 0
+    rows_checked: int = 0
+    breaks: list[ChainBreak] | None = None
+
+    def __post_init__(self):
+        if self.breaks is None:
+            self.breaks = []
+
+
+def verify_chains(
+    *, track_ids: list[int] | None = None, chunk: int = 5000
+) -> VerifyReport:
+    """Walk every track's chain in version order and report each break.
+
+    Streams rows ordered by (track, version) with constant memory. A break is
+    a wrong ``prev_hash`` link, a recomputed hash that differs from the stored
+    one (the row was altered), or a gap in the versions (a row was removed).
+    """
+    report = VerifyReport()
+    rows = (
+        LedgerEntry.objects.order_by("track_id", "consent_version")
+        .select_related(None)
+        .values_list(
+            "id",
+            "track_id",
+            "track__public_id",
+            "consent_version",
+            "use",
+            "old_state",
+            "new_state",
+            "old_eligible",
+            "new_eligible",
+            "actor_id",
+            "source",
+            "created_at",
+            "policy_version",
+            "request_id",
+            "note",
+            "prev_hash",
+            "entry_hash",
+        )
+    )
+    if track_ids is not None:
+        rows = rows.filter(track_id__in=track_ids)
+    current_track = None
+    expected_prev = GENESIS_HASH
+    expected_version = 1
+    for row in _iterate(rows, chunk):
+        (entry_id, track_id, public_id, version, *fields, prev_hash, entry_hash) = row
+        if track_id != current_track:
+            current_track = track_id
+            expected_prev = GENESIS_HASH
+            expected_version = 1
+            report.tracks_checked += 1
+        report.rows_checked += 1
+        (use, old_state, new_state, old_el, new_el, actor_id, source, created_at,
+         policy_version, request_id, note) = fields  # fmt: skip
+        problems = []
+        if version != expected_version:
+            problems.append(f"version {version} where {expected_version} was expected")
+        if prev_hash != expected_prev:
+            problems.append("link to the previous row is broken")
+        recomputed = chain_hash(
+            canonical(
+                track_public_id=public_id,
+                consent_version=version,
+                use=use,
+                old_state=old_state,
+                new_state=new_state,
+                old_eligible=old_el,
+                new_eligible=new_el,
+                actor_id=actor_id,
+                source=source,
+                created_at=created_at,
+                policy_version=policy_version,
+                request_id=request_id,
+                note=note,
+            ),
+            prev_hash,
+        )
+        if recomputed != entry_hash:
+            problems.append("row content does not match its hash")
+        for problem in problems:
+            report.breaks.append(ChainBreak(public_id, entry_id, version, problem))
+        expected_prev = entry_hash
+        expected_version = version + 1
+    return report
+
+
+def _iterate(queryset, chunk: int) -> Iterator[tuple]:
+    """Keyset-paginate (track, version) so memory stays flat on any database."""
+    last = None
+    while True:
+        page = queryset
+        if last is not None:
+            track_id, version = last
+            page = page.filter(track_id__gte=track_id).exclude(
+                track_id=track_id, consent_version__lte=version
+            )
+        batch = list(page[:chunk])
+        if not batch:
+            return
+        yield from batch
+        last = (batch[-1][1], batch[-1][3])

@@ -1,0 +1,305 @@
+"""Consent: decisions, defaults, the policy, stored eligibility, the ledger, receipts.
+
+Tables and constraints only; every write is in ``consent.services``.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from catalog.models import LicenseClass, Track
+from consent.uses import Use
+
+
+class Decision(models.TextChoices):
+    GRANTED = "granted", "Granted"
+    DENIED = "denied", "Denied"
+
+
+class State(models.TextChoices):
+    """What an artist sets for one use: a decision, or back to their default."""
+
+    GRANTED = "granted", "Granted"
+    DENIED = "denied", "Denied"
+    DEFAULT = "default", "Default"
+
+
+class Rule(models.TextChoices):
+    OPT_IN = "opt_in", "Opt-in: eligible only with the artist's yes"
+    OPT_OUT = "opt_out", "Opt-out: eligible unless the artist says no"
+    PROHIBITED = "prohibited", "Prohibited: never eligible"
+
+
+class Source(models.TextChoices):
+    WEB = "web", "Web"
+    BULK = "bulk", "Bulk change"
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    POLICY = "policy", "Policy change"
+    IMPORT = "import", "Catalogue import"
+    UPLOAD = "upload", "Upload"
+
+
+class PolicyVersion(models.Model):
+    number = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reason = models.TextField()
+    # Progress of the background re-evaluation: tracks up to this id are done;
+    # ``applied_at`` is set when every track is.
+    applied_through_track_id = models.BigIntegerField(default=0)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"Policy v{self.number}"
+
+
+class PolicyRule(models.Model):
+    version = models.ForeignKey(
+        PolicyVersion, on_delete=models.PROTECT, related_name="rules"
+    )
+    license_class = models.CharField(max_length=16, choices=LicenseClass.choices)
+    use = models.CharField(max_length=32, choices=Use.choices)
+    rule = models.CharField(max_length=16, choices=Rule.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "license_class", "use"],
+                name="consent_rule_version_class_use_uniq",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} {self.license_class} {self.use}: {self.rule}"
+
+
+class PolicyNotice(models.Model):
+    """One summary e-mail per artist per policy version (sent at most once)."""
+
+    version = models.ForeignKey(PolicyVersion, on_delete=models.CASCADE)
+    artist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "artist"], name="consent_notice_version_artist_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.version_id} → {self.artist_id}"
+
+
+class ArtistDefault(models.Model):
+    """The artist's answer for a use on tracks they have not decided on.
+
+    No row means ``denied``.
+    """
+
+    artist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    use = models.CharField(max_length=32, choices=Use.choices)
+    decision = models.CharField(max_length=8, choices=Decision.choices)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["artist", "use"], name="consent_default_artist_use_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.artist_id} {self.use}: {self.decision}"
+
+
+class TrackConsent(models.Model):
+    """One track's decision for one use and the eligibility derived from it.
+
+    Every track has one row per use. ``decision`` is empty while the artist
+    has not decided (the default applies). ``eligible`` is stored, so lists
+    and counts need no rule evaluation; ``consent.services`` keeps it equal to
+    what the rules give. ``artist`` and ``license_class`` are copies of the
+    track's, for per-artist filters and per-class audit counts.
+    """
+
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="consents")
+    use = models.CharField(max_length=32, choices=Use.choices)
+    decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    eligible = models.BooleanField(default=False)
+    artist = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+    )
+    license_class = models.CharField(max_length=16, choices=LicenseClass.choices)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["track", "use"], name="consent_trackconsent_track_use_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["artist", "use", "decision", "track"],
+                name="consent_tc_artist_decision",
+            ),
+            models.Index(
+                fields=["artist", "use", "eligible", "track"],
+                name="consent_tc_artist_eligible",
+            ),
+            models.Index(
+                fields=["license_class", "use", "eligible"],
+                name="consent_tc_class_eligible",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.track_id} {self.use}: {self.decision or 'default'}"
+
+
+class LedgerEntry(models.Model):
+    """One change of one track's consent for one use. Append-only.
+
+    ``entry_hash`` is SHA-256 over the canonical encoding of this row and the
+    previous row's hash for the same track (``consent.ledger``). The database
+    refuses UPDATE and DELETE (triggers created by migration).
+    """
+
+    track = models.ForeignKey(Track, on_delete=models.PROTECT, related_name="ledger")
+    consent_version = models.PositiveIntegerField()
+    use = models.CharField(max_length=32, choices=Use.choices)
+    old_state = models.CharField(max_length=8, choices=State.choices)
+    new_state = models.CharField(max_length=8, choices=State.choices)
+    old_eligible = models.BooleanField()
+    new_eligible = models.BooleanField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    source = models.CharField(max_length=8, choices=Source.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    policy_version = models.PositiveIntegerField()
+    request_id = models.CharField(max_length=64, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["track", "consent_version"],
+                name="consent_ledger_track_version_uniq",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="consent_ledger_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.track_id} v{self.consent_version} {self.use}"
+
+
+class Receipt(models.Model):
+    """A consent receipt for one change or one bulk change by an artist."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    artist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    payload = models.JSONField()
+    tracks = models.ManyToManyField(Track, related_name="receipts")
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["public_id"], name="consent_receipt_public_id_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["artist", "-created_at"], name="consent_receipt_artist"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Receipt {self.public_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("consent:receipt", kwargs={"public_id": self.public_id})
+
+
+class BulkJob(models.Model):
+    """A bulk change of one use on many of an artist's tracks, with progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        RUNNING = "running", "In progress"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    artist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    use = models.CharField(max_length=32, choices=Use.choices)
+    state = models.CharField(max_length=8, choices=State.choices)
+    # Either explicit track ids or the list's filters ("all N that match").
+    track_ids = models.JSONField(default=list, blank=True)
+    filters = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    locked = models.PositiveIntegerField(default=0)
+    # Tracks with ids up to this one are done (resume point after a crash).
+    cursor = models.BigIntegerField(default=0)
+    status = models.CharField(
+        max_length=8, choices=Status.choices, default=Status.QUEUED
+    )
+    request_id = models.CharField(max_length=64)
+    receipt = models.ForeignKey(
+        Receipt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["public_id"], name="consent_bulkjob_public_id_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Bulk {self.use}={self.state} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, self.processed * 100 // self.total)

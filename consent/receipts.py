@@ -1,0 +1,94 @@
+"""Consent receipts: JSON after the Kantara Consent Receipt (v1.1) and the
+ISO/IEC TS 27560 consent record, one per change or bulk change by an artist."""
+
+from django.conf import settings
+
+from consent.models import LedgerEntry, Receipt
+from consent.uses import USES
+
+SCHEMA = "refrain-consent-receipt/1"
+KANTARA_VERSION = "KI-CR-v1.1.0"
+COLLECTION_METHODS = {
+    "web": "Switch on the Refrain track page or track list",
+    "bulk": "Bulk change on the Refrain track list",
+    "api": "Refrain API, on the artist's behalf",
+    "admin": "Changed by platform staff",
+    "policy": "Platform policy change",
+    "import": "Catalogue import",
+    "upload": "Upload",
+}
+
+
+def receipt_payload(
+    *, receipt: Receipt, entries: list[LedgerEntry], tracks: dict, method: str, policy
+) -> dict:
+    """Build the receipt for these ledger rows (all of one artist)."""
+    from catalog.models import Track
+
+    isrcs = dict(
+        Track.objects.filter(pk__in={e.track_id for e in entries}).values_list(
+            "pk", "isrc"
+        )
+    )
+    purposes: dict[tuple[str, str], dict] = {}
+    for entry in entries:
+        info = USES[entry.use]
+        key = (entry.use, entry.new_state)
+        purpose = purposes.setdefault(
+            key,
+            {
+                "purpose": info.description,
+                "use": entry.use,
+                "purposeCategory": [info.c2pa_key],
+                "consentType": "EXPLICIT",
+                "state": entry.new_state,
+                "primaryPurpose": True,
+                "termination": "Until the artist changes it in Refrain",
+                "thirdPartyDisclosure": True,
+                "thirdPartyName": "AI partners the platform delivers consent to",
+                "tracks": [],
+            },
+        )
+        purpose["tracks"].append(
+            {
+                "public_id": tracks[entry.track_id].public_id,
+                "isrc": isrcs.get(entry.track_id) or None,
+                "consent_version": entry.consent_version,
+                "eligible": entry.new_eligible,
+                "ledger_hash": entry.entry_hash,
+            }
+        )
+    site = settings.REFRAIN_SITE_URL.rstrip("/")
+    return {
+        "schema": SCHEMA,
+        "version": KANTARA_VERSION,
+        "consentReceiptID": str(receipt.public_id),
+        "consentTimestamp": int(receipt.created_at.timestamp()),
+        "timestamp": receipt.created_at.isoformat(),
+        "collectionMethod": COLLECTION_METHODS.get(method, method),
+        "source": method,
+        "jurisdiction": settings.REFRAIN_JURISDICTION,
+        "language": "en",
+        "piiPrincipalId": str(receipt.artist_id),
+        "piiControllers": [
+            {
+                "piiController": settings.REFRAIN_CONTROLLER_NAME,
+                "contact": settings.REFRAIN_CONTROLLER_CONTACT,
+                "piiControllerUrl": site,
+            }
+        ],
+        "policyUrl": f"{site}/policy/",
+        "policyVersion": policy.number,
+        "request_id": entries[0].request_id if entries else "",
+        "services": [
+            {
+                "service": "Use of the artist's music for AI",
+                "purposes": list(purposes.values()),
+            }
+        ],
+        "sensitive": False,
+        "ledger": {
+            "algorithm": "sha256",
+            "hashes": [entry.entry_hash for entry in entries],
+        },
+    }

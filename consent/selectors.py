@@ -1,0 +1,94 @@
+"""Permission-scoped reads of consent: per-track states, filters, history."""
+
+from dataclasses import dataclass
+
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from accounts.models import User
+from catalog.models import Track
+from consent.models import (
+    ArtistDefault,
+    BulkJob,
+    Decision,
+    LedgerEntry,
+    Receipt,
+    State,
+    TrackConsent,
+)
+from consent.uses import USE_ORDER
+
+
+@dataclass(frozen=True)
+class ConsentFilters:
+    """``use`` with ``state`` (granted/denied/default) and/or ``eligible``
+    (yes/no); ``eligible`` without a use means "for any use"."""
+
+    use: str = ""
+    state: str = ""
+    eligible: str = ""
+
+    @property
+    def is_filtered(self) -> bool:
+        return bool(self.state or self.eligible)
+
+    def as_q(self) -> Q | None:
+        if self.use:
+            q = Q(consents__use=self.use)
+            if self.state:
+                decision = "" if self.state == State.DEFAULT else self.state
+                q &= Q(consents__decision=decision)
+            if self.eligible:
+                q &= Q(consents__eligible=self.eligible == "yes")
+            return q if self.is_filtered else None
+        if self.eligible:
+            any_eligible = Exists(
+                TrackConsent.objects.filter(track=OuterRef("pk"), eligible=True)
+            )
+            return Q(any_eligible) if self.eligible == "yes" else ~Q(any_eligible)
+        return None
+
+
+def consents_for_tracks(*, track_ids: list[int]) -> dict[int, dict[str, tuple]]:
+    """``{track_id: {use: (decision, eligible)}}`` in one query."""
+    states: dict[int, dict[str, tuple]] = {}
+    for track_id, use, decision, eligible in TrackConsent.objects.filter(
+        track_id__in=track_ids
+    ).values_list("track_id", "use", "decision", "eligible"):
+        states.setdefault(track_id, {})[use] = (decision, eligible)
+    return states
+
+
+def defaults_for_artist(*, artist: User) -> dict[str, str | None]:
+    """The artist's explicit default per use (``None`` where never set)."""
+    found = dict(
+        ArtistDefault.objects.filter(artist=artist).values_list("use", "decision")
+    )
+    return {use: found.get(use) for use in USE_ORDER}
+
+
+def effective_default(default: str | None) -> str:
+    return default or Decision.DENIED
+
+
+def ledger_for_track(*, track: Track) -> QuerySet[LedgerEntry]:
+    return LedgerEntry.objects.filter(track=track).order_by("-consent_version")
+
+
+def receipts_for_track(*, track: Track) -> QuerySet[Receipt]:
+    return Receipt.objects.filter(tracks=track).order_by("-created_at")
+
+
+def receipt_for_owner(*, owner: User, public_id) -> Receipt:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(Receipt, artist=owner, public_id=public_id)
+
+
+def bulk_job_for_owner(*, owner: User, public_id) -> BulkJob:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(BulkJob, artist=owner, public_id=public_id)
+
+
+def tracks_on_default_count(*, artist: User, use: str) -> int:
+    return TrackConsent.objects.filter(artist=artist, use=use, decision="").count()

@@ -1,0 +1,1253 @@
+"""Every consent write goes through here (ARCHITECTURE.md, "The write path").
+
+Invariants kept by these services, each in one short transaction:
+
+* every track has one ``TrackConsent`` row per use;
+* ``TrackConsent.eligible`` equals ``policy.is_eligible`` of the current rule,
+  the decision and the artist's default;
+* every change of a decision or of eligibility appends exactly one ledger row,
+  hash-chained to the track's previous row, and bumps the track's
+  ``consent_version`` (rows are written under the track's row lock, in
+  primary-key order, so versions are contiguous);
+* setting what is already there writes nothing.
+"""
+
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from accounts.models import User
+from catalog.models import Track
+from consent.ledger import GENESIS_HASH, canonical, chain_hash
+from consent.models import (
+    ArtistDefault,
+    BulkJob,
+    Decision,
+    LedgerEntry,
+    PolicyNotice,
+    PolicyRule,
+    PolicyVersion,
+    Receipt,
+    Rule,
+    Source,
+    State,
+    TrackConsent,
+)
+from consent.policy import Policy, is_eligible, policy_current
+from consent.receipts import receipt_payload
+from consent.uses import USE_ORDER
+from consent.uses import USES as USES_BY_SLUG
+
+
+class ConsentError(Exception):
+    """A consent change that cannot be made; the message is for the artist."""
+
+
+class ConsentLocked(ConsentError):
+    """The policy prohibits this use for this track."""
+
+
+class VersionConflict(ConsentError):
+    """The caller's ``If-Match`` consent version is stale."""
+
+
+def state_of(decision: str) -> str:
+    return decision or State.DEFAULT
+
+
+def decision_of(state: str) -> str:
+    if state not in State.values:
+        raise ConsentError(f"“{state}” is not a state (granted, denied or default).")
+    return "" if state == State.DEFAULT else state
+
+
+@dataclass(frozen=True)
+class Change:
+    """One (track, use) change, computed under the track's lock."""
+
+    track_id: int
+    public_id: str
+    use: str
+    old_decision: str
+    new_decision: str
+    old_eligible: bool
+    new_eligible: bool
+    note: str = ""
+
+
+@dataclass
+class LockedTrack:
+    id: int
+    public_id: str
+    artist_id: int
+    license_class: str
+    consent_version: int
+    head_hash: str
+
+
+@dataclass
+class WriteResult:
+    entries: list[LedgerEntry] = field(default_factory=list)
+    versions: dict[int, int] = field(default_factory=dict)
+
+
+def _lock_tracks(track_ids: Iterable[int]) -> dict[int, LockedTrack]:
+    """Lock tracks in primary-key order and read their ledger heads (one query)."""
+    head = LedgerEntry.objects.filter(
+        track_id=OuterRef("pk"), consent_version=OuterRef("consent_version")
+    ).values("entry_hash")[:1]
+    rows = (
+        Track.objects.select_for_update(of=("self",))
+        .filter(pk__in=sorted(set(track_ids)))
+        .order_by("pk")
+        .annotate(head_hash=Subquery(head))
+        .values_list(
+            "id",
+            "public_id",
+            "artist_id",
+            "license_class",
+            "consent_version",
+            "head_hash",
+        )
+    )
+    return {
+        row[0]: LockedTrack(*row[:5], head_hash=row[5] or GENESIS_HASH) for row in rows
+    }
+
+
+def _write_changes(
+    *,
+    changes: list[Change],
+    tracks: dict[int, LockedTrack],
+    actor_id: int | None,
+    source: str,
+    request_id: str,
+    policy_version: int,
+    now: datetime,
+) -> WriteResult:
+    """Append ledger rows and apply the changes. Caller holds the track locks.
+
+    Versions and hashes are assigned per track in the order of ``changes``.
+    """
+    result = WriteResult()
+    if not changes:
+        return result
+    entries = []
+    for change in changes:
+        track = tracks[change.track_id]
+        track.consent_version += 1
+        encoded = canonical(
+            track_public_id=track.public_id,
+            consent_version=track.consent_version,
+            use=change.use,
+            old_state=state_of(change.old_decision),
+            new_state=state_of(change.new_decision),
+            old_eligible=change.old_eligible,
+            new_eligible=change.new_eligible,
+            actor_id=actor_id,
+            source=source,
+            created_at=now,
+            policy_version=policy_version,
+            request_id=request_id,
+            note=change.note,
+        )
+        entry_hash = chain_hash(encoded, track.head_hash)
+        entries.append(
+            LedgerEntry(
+                track_id=track.id,
+                consent_version=track.consent_version,
+                use=change.use,
+                old_state=state_of(change.old_decision),
+                new_state=state_of(change.new_decision),
+                old_eligible=change.old_eligible,
+                new_eligible=change.new_eligible,
+                actor_id=actor_id,
+                source=source,
+                created_at=now,
+                policy_version=policy_version,
+                request_id=request_id,
+                note=change.note,
+                prev_hash=track.head_hash,
+                entry_hash=entry_hash,
+            )
+        )
+        track.head_hash = entry_hash
+        result.versions[track.id] = track.consent_version
+    result.entries = LedgerEntry.objects.bulk_create(entries, batch_size=2000)
+
+    if len(changes) == 1:
+        change = changes[0]
+        TrackConsent.objects.filter(track_id=change.track_id, use=change.use).update(
+            decision=change.new_decision, eligible=change.new_eligible, updated_at=now
+        )
+        Track.objects.filter(pk=change.track_id).update(
+            consent_version=result.versions[change.track_id], updated_at=now
+        )
+        return result
+    _bulk_update_consents(changes, now)
+    _bulk_update_versions(result.versions, now)
+    return result
+
+
+def _bulk_update_consents(changes: list[Change], now: datetime) -> None:
+    # The last change per (track, use) wins (a track may change twice in one
+    # batch only through distinct uses, but be exact anyway).
+    final = {(c.track_id, c.use): c for c in changes}
+    table = TrackConsent._meta.db_table
+    items = list(final.values())
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), 1000):
+            chunk = items[start : start + 1000]
+            values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+            params: list = []
+            for c in chunk:
+                params += [c.track_id, c.use, c.new_decision, c.new_eligible]
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"UPDATE {table} AS tc SET decision = v.decision, "
+                    f"eligible = v.eligible, updated_at = %s "
+                    f"FROM (VALUES {values}) AS v(track_id, use, decision, eligible) "
+                    f"WHERE tc.track_id = v.track_id AND tc.use = v.use",
+                    [now, *params],
+                )
+            else:
+                cursor.execute(
+                    f"WITH v(track_id, use, decision, eligible) AS (VALUES {values}) "
+                    f"UPDATE {table} SET "
+                    f"decision = (SELECT decision FROM v WHERE v.track_id = "
+                    f"{table}.track_id AND v.use = {table}.use), "
+                    f"eligible = (SELECT eligible FROM v WHERE v.track_id = "
+                    f"{table}.track_id AND v.use = {table}.use), updated_at = %s "
+                    f"WHERE EXISTS (SELECT 1 FROM v WHERE v.track_id = "
+                    f"{table}.track_id AND v.use = {table}.use)",
+                    [*params, now],
+                )
+
+
+def _bulk_update_versions(versions: dict[int, int], now: datetime) -> None:
+    table = Track._meta.db_table
+    items = sorted(versions.items())
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), 2000):
+            chunk = items[start : start + 2000]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            params = [value for pair in chunk for value in pair]
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"UPDATE {table} AS t SET consent_version = v.version, "
+                    f"updated_at = %s FROM (VALUES {values}) AS v(id, version) "
+                    f"WHERE t.id = v.id",
+                    [now, *params],
+                )
+            else:
+                cursor.execute(
+                    f"WITH v(id, version) AS (VALUES {values}) UPDATE {table} SET "
+                    f"consent_version = (SELECT version FROM v WHERE v.id = "
+                    f"{table}.id), updated_at = %s "
+                    f"WHERE id IN (SELECT id FROM v)",
+                    [*params, now],
+                )
+
+
+def _defaults_for(artist_ids: Iterable[int]) -> dict[tuple[int, str], str]:
+    return {
+        (artist_id, use): decision
+        for artist_id, use, decision in ArtistDefault.objects.filter(
+            artist_id__in=set(artist_ids)
+        ).values_list("artist_id", "use", "decision")
+    }
+
+
+def _receipt_create(
+    *,
+    artist_id: int,
+    entries: list[LedgerEntry],
+    tracks: dict[int, LockedTrack],
+    method: str,
+    policy: Policy,
+    now: datetime,
+) -> Receipt:
+    receipt = Receipt(public_id=uuid.uuid4(), artist_id=artist_id, created_at=now)
+    receipt.payload = receipt_payload(
+        receipt=receipt, entries=entries, tracks=tracks, method=method, policy=policy
+    )
+    receipt.save()
+    receipt.tracks.add(*sorted({entry.track_id for entry in entries}))
+    if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
+        from consent.tasks import send_receipt as send_receipt_task
+
+        transaction.on_commit(lambda: send_receipt_task.delay(receipt.pk))
+    return receipt
+
+
+# --- One change --------------------------------------------------------------
+
+
+@dataclass
+class SetResult:
+    changed: bool
+    consent_version: int
+    decision: str
+    eligible: bool
+    rule: str
+    entry: LedgerEntry | None = None
+    receipt: Receipt | None = None
+
+
+def consent_set(
+    *,
+    track: Track,
+    use: str,
+    state: str,
+    actor: User | None,
+    source: str,
+    request_id: str = "",
+    if_version: int | None = None,
+) -> SetResult:
+    """Set one track's decision for one use (``state`` may be ``default``).
+
+    One transaction: locks the track row; writes nothing when the state is
+    already set (a double click); raises ``ConsentLocked`` when the policy
+    prohibits the use and ``VersionConflict`` when ``if_version`` is stale;
+    otherwise bumps ``consent_version``, appends the ledger row, updates the
+    decision and eligibility and writes the receipt (e-mailed after commit).
+    """
+    if use not in USE_ORDER:
+        raise ConsentError(f"“{use}” is not a use.")
+    new_decision = decision_of(state)
+    with transaction.atomic():
+        policy = policy_current()
+        locked = _lock_tracks([track.pk]).get(track.pk)
+        if locked is None:
+            raise ConsentError("This track no longer exists.")
+        if if_version is not None and if_version != locked.consent_version:
+            raise VersionConflict(
+                f"The track changed meanwhile (version {locked.consent_version})."
+            )
+        current = TrackConsent.objects.values_list("decision", "eligible").get(
+            track_id=locked.id, use=use
+        )
+        rule = policy.rule(locked.license_class, use)
+        result = SetResult(
+            changed=False,
+            consent_version=locked.consent_version,
+            decision=current[0],
+            eligible=current[1],
+            rule=rule,
+        )
+        if current[0] == new_decision:
+            return result
+        if rule == Rule.PROHIBITED:
+            raise ConsentLocked("The policy does not allow this use of this track.")
+        default = (
+            ArtistDefault.objects.filter(artist_id=locked.artist_id, use=use)
+            .values_list("decision", flat=True)
+            .first()
+        )
+        change = Change(
+            track_id=locked.id,
+            public_id=locked.public_id,
+            use=use,
+            old_decision=current[0],
+            new_decision=new_decision,
+            old_eligible=current[1],
+            new_eligible=is_eligible(rule, new_decision, default),
+        )
+        now = timezone.now()
+        tracks = {locked.id: locked}
+        written = _write_changes(
+            changes=[change],
+            tracks=tracks,
+            actor_id=actor.pk if actor else None,
+            source=source,
+            request_id=request_id,
+            policy_version=policy.number,
+            now=now,
+        )
+        receipt = _receipt_create(
+            artist_id=locked.artist_id,
+            entries=written.entries,
+            tracks=tracks,
+            method=source,
+            policy=policy,
+            now=now,
+        )
+    track.consent_version = locked.consent_version
+    return SetResult(
+        changed=True,
+        consent_version=locked.consent_version,
+        decision=change.new_decision,
+        eligible=change.new_eligible,
+        rule=rule,
+        entry=written.entries[0],
+        receipt=receipt,
+    )
+
+
+# --- Many tracks ---------------------------------------------------------------
+
+
+@dataclass
+class BulkOutcome:
+    changed: int = 0
+    unchanged: int = 0
+    locked: int = 0
+    entries: list[LedgerEntry] = field(default_factory=list)
+    tracks: dict[int, LockedTrack] = field(default_factory=dict)
+
+
+def consent_bulk_set_chunk(
+    *,
+    artist: User,
+    track_ids: list[int],
+    use: str,
+    state: str,
+    actor: User | None,
+    source: str,
+    request_id: str,
+    policy: Policy | None = None,
+) -> BulkOutcome:
+    """Set one use on a chunk of the artist's tracks, in one transaction.
+
+    Tracks of other artists are ignored (never touched, not counted); tracks
+    whose use the policy prohibits are counted as ``locked`` and untouched.
+    Idempotent: a track already in the state counts as ``unchanged``.
+    """
+    if use not in USE_ORDER:
+        raise ConsentError(f"“{use}” is not a use.")
+    new_decision = decision_of(state)
+    outcome = BulkOutcome()
+    with transaction.atomic():
+        policy = policy or policy_current()
+        owned = list(
+            Track.objects.filter(pk__in=track_ids, artist=artist).values_list(
+                "pk", flat=True
+            )
+        )
+        tracks = _lock_tracks(owned)
+        current = dict(
+            TrackConsent.objects.filter(
+                track_id__in=tracks.keys(), use=use
+            ).values_list("track_id", "decision")
+        )
+        eligible_now = dict(
+            TrackConsent.objects.filter(
+                track_id__in=tracks.keys(), use=use
+            ).values_list("track_id", "eligible")
+        )
+        default = _defaults_for([artist.pk]).get((artist.pk, use))
+        changes = []
+        for track in tracks.values():
+            rule = policy.rule(track.license_class, use)
+            if rule == Rule.PROHIBITED:
+                outcome.locked += 1
+                continue
+            if current.get(track.id, "") == new_decision:
+                outcome.unchanged += 1
+                continue
+            changes.append(
+                Change(
+                    track_id=track.id,
+                    public_id=track.public_id,
+                    use=use,
+                    old_decision=current.get(track.id, ""),
+                    new_decision=new_decision,
+                    old_eligible=eligible_now.get(track.id, False),
+                    new_eligible=is_eligible(rule, new_decision, default),
+                )
+            )
+        written = _write_changes(
+            changes=changes,
+            tracks=tracks,
+            actor_id=actor.pk if actor else None,
+            source=source,
+            request_id=request_id,
+            policy_version=policy.number,
+            now=timezone.now(),
+        )
+    outcome.changed = len(changes)
+    outcome.entries = written.entries
+    outcome.tracks = {tid: tracks[tid] for tid in written.versions}
+    return outcome
+
+
+def receipt_for_request(
+    *, artist: User, request_id: str, method: str
+) -> Receipt | None:
+    """One receipt covering every ledger row written under ``request_id``.
+
+    Idempotent: returns the existing receipt when there is one.
+    """
+    existing = Receipt.objects.filter(
+        artist=artist, payload__request_id=request_id
+    ).first()
+    if existing:
+        return existing
+    with transaction.atomic():
+        entries = list(
+            LedgerEntry.objects.filter(request_id=request_id, track__artist=artist)
+            .select_related("track")
+            .order_by("track_id", "consent_version")
+        )
+        if not entries:
+            return None
+        tracks = {
+            e.track_id: LockedTrack(
+                e.track_id, e.track.public_id, artist.pk, e.track.license_class, 0, ""
+            )
+            for e in entries
+        }
+        return _receipt_create(
+            artist_id=artist.pk,
+            entries=entries,
+            tracks=tracks,
+            method=method,
+            policy=policy_current(),
+            now=timezone.now(),
+        )
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
+
+
+# --- Re-evaluation (policy, defaults, licence class) ---------------------------
+
+
+@dataclass
+class RefreshOutcome:
+    tracks: int = 0
+    changed_rows: int = 0
+    artists: set[int] = field(default_factory=set)
+
+
+def eligibility_refresh(
+    *,
+    track_ids: list[int],
+    source: str,
+    actor: User | None,
+    note: str,
+    request_id: str = "",
+    policy: Policy | None = None,
+    apply_defaults_for: dict[tuple[int, str], str | None] | None = None,
+) -> RefreshOutcome:
+    """Recompute stored eligibility of these tracks and log every change.
+
+    One transaction for the given ids (callers pass batches). Decisions are
+    untouched; a row whose eligibility changes gets a ledger entry with the
+    given source and note. ``policy`` defaults to the current one.
+    """
+    outcome = RefreshOutcome()
+    with transaction.atomic():
+        policy = policy or policy_current()
+        tracks = _lock_tracks(track_ids)
+        if not tracks:
+            return outcome
+        rows = TrackConsent.objects.filter(track_id__in=tracks.keys()).values_list(
+            "track_id", "use", "decision", "eligible", "license_class"
+        )
+        defaults = _defaults_for({t.artist_id for t in tracks.values()})
+        changes = []
+        stale_class = []
+        for track_id, use, decision, eligible, copied_class in rows.order_by(
+            "track_id", "use"
+        ):
+            track = tracks[track_id]
+            if copied_class != track.license_class:
+                stale_class.append(track_id)
+            rule = policy.rule(track.license_class, use)
+            new_eligible = is_eligible(
+                rule, decision, defaults.get((track.artist_id, use))
+            )
+            if new_eligible != eligible:
+                changes.append(
+                    Change(
+                        track_id=track_id,
+                        public_id=track.public_id,
+                        use=use,
+                        old_decision=decision,
+                        new_decision=decision,
+                        old_eligible=eligible,
+                        new_eligible=new_eligible,
+                        note=note,
+                    )
+                )
+                outcome.artists.add(track.artist_id)
+        if stale_class:
+            for track_id in set(stale_class):
+                TrackConsent.objects.filter(track_id=track_id).update(
+                    license_class=tracks[track_id].license_class
+                )
+        _write_changes(
+            changes=changes,
+            tracks=tracks,
+            actor_id=actor.pk if actor else None,
+            source=source,
+            request_id=request_id,
+            policy_version=policy.number,
+            now=timezone.now(),
+        )
+    outcome.tracks = len(tracks)
+    outcome.changed_rows = len(changes)
+    return outcome
+
+
+def trackconsent_create_missing(
+    *, track_ids: list[int] | None = None, source: str = Source.UPLOAD
+) -> int:
+    """Give every track (or these) its one row per use, set-based.
+
+    New rows start on the artist's default; those that start eligible (an
+    explicit default of ``granted`` or an opt-out rule) are then logged by
+    ``eligibility_refresh``. Returns the number of rows created.
+    """
+    table = TrackConsent._meta.db_table
+    track_table = Track._meta.db_table
+    now = timezone.now()
+    uses = ", ".join(["(%s)"] * len(USE_ORDER))
+    where = ""
+    params: list = [*USE_ORDER, now]
+    if track_ids is not None:
+        if not track_ids:
+            return 0
+        where = f"AND t.id IN ({', '.join(['%s'] * len(track_ids))})"
+        params += list(track_ids)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH u(use) AS (VALUES {uses}) "
+            f"INSERT INTO {table} "
+            f"(track_id, use, decision, eligible, artist_id, license_class, updated_at) "
+            f"SELECT t.id, u.use, '', FALSE, t.artist_id, t.license_class, %s "
+            f"FROM {track_table} t CROSS JOIN u "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} x "
+            f"WHERE x.track_id = t.id AND x.use = u.use) {where}",
+            params,
+        )
+        created = max(cursor.rowcount, 0)  # SQLite reports -1 for WITH … INSERT
+    # Rows that the rules make eligible from the start (opt-out, or a default
+    # of yes) are corrected and logged, so the ledger explains them.
+    candidates = _tracks_that_may_start_eligible(track_ids)
+    for start in range(0, len(candidates), 2000):
+        eligibility_refresh(
+            track_ids=candidates[start : start + 2000],
+            source=source,
+            actor=None,
+            note="new track: the rules make it eligible",
+        )
+    return created
+
+
+def _tracks_that_may_start_eligible(track_ids: list[int] | None) -> list[int]:
+    policy = policy_current()
+    open_classes = {
+        license_class
+        for (license_class, _), rule in policy.rules.items()
+        if rule == Rule.OPT_OUT
+    }
+    granting_artists = ArtistDefault.objects.filter(decision=Decision.GRANTED).values(
+        "artist_id"
+    )
+    rows = TrackConsent.objects.filter(eligible=False, decision="")
+    if track_ids is not None:
+        rows = rows.filter(track_id__in=track_ids)
+    rows = rows.filter(
+        Q(license_class__in=open_classes) | Q(artist_id__in=granting_artists)
+    )
+    return sorted(set(rows.values_list("track_id", flat=True)))
+
+
+# --- Track creation and licence class (the consent side of catalog writes) -----
+
+
+def tracks_upload(*, artist: User, uploads: list) -> list[Track]:
+    """Store uploaded audio as tracks that start on the artist's defaults.
+
+    One transaction around the catalogue write and the consent rows; on any
+    failure the stored files are removed by the catalogue service.
+    """
+    from catalog import services as catalog_services
+
+    with transaction.atomic():
+        tracks = catalog_services.tracks_upload(artist=artist, uploads=uploads)
+        trackconsent_create_missing(
+            track_ids=[track.pk for track in tracks], source=Source.UPLOAD
+        )
+    return tracks
+
+
+def catalog_import(*, rows, **options):
+    """The catalogue import, with every new track given its consent rows and
+    every reclassified track re-evaluated, inside each batch's transaction."""
+    from catalog import services as catalog_services
+
+    def after_batch_write(*, created_isrcs, reclassified_track_ids):
+        if created_isrcs:
+            created = list(
+                Track.objects.filter(isrc__in=created_isrcs).values_list(
+                    "pk", flat=True
+                )
+            )
+            trackconsent_create_missing(track_ids=created, source=Source.IMPORT)
+        if reclassified_track_ids:
+            eligibility_refresh(
+                track_ids=reclassified_track_ids,
+                source=Source.IMPORT,
+                actor=None,
+                note="licence class changed by the catalogue import",
+            )
+
+    return catalog_services.catalog_import(
+        rows=rows, after_batch_write=after_batch_write, **options
+    )
+
+
+def track_license_class_set(
+    *, track: Track, license_class: str, label, actor: User | None, source: str
+) -> bool:
+    """Move a track between independent and label-licensed and re-evaluate its
+    eligibility in the same transaction (ledger rows for what changes)."""
+    from catalog import services as catalog_services
+
+    with transaction.atomic():
+        changed = catalog_services.track_change_license_class(
+            track=track, license_class=license_class, label=label
+        )
+        if changed:
+            eligibility_refresh(
+                track_ids=[track.pk],
+                source=source,
+                actor=actor,
+                note=f"licence class is now {license_class}",
+            )
+    return changed
+
+
+# --- Receipts by e-mail ----------------------------------------------------------
+
+
+def receipt_email_send(*, receipt_id: int) -> bool:
+    """E-mail one receipt; idempotent (sends nothing when already sent)."""
+    from django.core.mail import EmailMessage
+    from django.template.loader import render_to_string
+
+    with transaction.atomic():
+        receipt = (
+            Receipt.objects.select_for_update()
+            .select_related("artist")
+            .filter(pk=receipt_id, emailed_at__isnull=True)
+            .first()
+        )
+        if receipt is None:
+            return False
+        receipt.emailed_at = timezone.now()
+        receipt.save(update_fields=["emailed_at"])
+    body = render_to_string(
+        "consent/email/receipt.txt",
+        {
+            "receipts": [receipt],
+            "user": receipt.artist,
+            "site": settings.REFRAIN_SITE_URL.rstrip("/"),
+        },
+    )
+    message = EmailMessage(
+        subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Your consent receipt",
+        body=body,
+        to=[receipt.artist.email],
+    )
+    message.attach(
+        f"refrain-receipt-{receipt.public_id}.json",
+        _json_bytes(receipt.payload),
+        "application/json",
+    )
+    message.send()
+    return True
+
+
+def receipts_email_digest() -> int:
+    """Send each artist one e-mail listing their receipts not yet e-mailed.
+
+    Safe to run twice at once: receipts are claimed under row locks
+    (``SKIP LOCKED``) and marked before the e-mail leaves.
+    """
+    from django.core.mail import EmailMessage
+    from django.template.loader import render_to_string
+
+    sent = 0
+    artist_ids = (
+        Receipt.objects.filter(emailed_at__isnull=True)
+        .values_list("artist_id", flat=True)
+        .distinct()
+    )
+    for artist_id in list(artist_ids):
+        with transaction.atomic():
+            receipts = list(
+                Receipt.objects.select_for_update(skip_locked=True)
+                .filter(artist_id=artist_id, emailed_at__isnull=True)
+                .order_by("created_at")
+            )
+            if not receipts:
+                continue
+            Receipt.objects.filter(pk__in=[r.pk for r in receipts]).update(
+                emailed_at=timezone.now()
+            )
+        artist = User.objects.get(pk=artist_id)
+        EmailMessage(
+            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}"
+            f"Your consent receipts ({len(receipts)})",
+            body=render_to_string(
+                "consent/email/receipt.txt",
+                {
+                    "receipts": receipts,
+                    "user": artist,
+                    "site": settings.REFRAIN_SITE_URL.rstrip("/"),
+                },
+            ),
+            to=[artist.email],
+        ).send()
+        sent += 1
+    return sent
+
+
+def _json_bytes(payload: dict) -> bytes:
+    import json
+
+    return json.dumps(payload, indent=2, ensure_ascii=False).encode()
+
+
+# --- Defaults --------------------------------------------------------------------
+
+
+@dataclass
+class DefaultsOutcome:
+    changed_uses: list[str] = field(default_factory=list)
+    tracks_following: int = 0
+    tracks_kept: int = 0
+
+
+def defaults_set(
+    *,
+    artist: User,
+    defaults: dict[str, str],
+    apply_to_existing: bool,
+    actor: User | None,
+    request_id: str = "",
+) -> DefaultsOutcome:
+    """Change the artist's default answer per use.
+
+    Tracks with no decision follow the default. With ``apply_to_existing`` the
+    tracks still on default follow the new one (their eligibility is
+    re-evaluated and logged); without it, they are first pinned to the answer
+    they had (an explicit decision equal to the previous default, ``denied``
+    when there was none), so only tracks uploaded later take the new default.
+    """
+    outcome = DefaultsOutcome()
+    request_id = request_id or new_request_id()
+    previous = {
+        use: decision for (_, use), decision in _defaults_for([artist.pk]).items()
+    }
+    for use, decision in defaults.items():
+        if use not in USE_ORDER:
+            raise ConsentError(f"“{use}” is not a use.")
+        if decision not in Decision.values:
+            raise ConsentError(f"“{decision}” is not granted or denied.")
+    changed = [
+        use
+        for use in USE_ORDER
+        if use in defaults and defaults[use] != previous.get(use)
+    ]
+    outcome.changed_uses = changed
+    if not changed:
+        return outcome
+    on_default = list(
+        TrackConsent.objects.filter(
+            artist=artist, use__in=changed, decision=""
+        ).values_list("track_id", "use")
+    )
+    if not apply_to_existing:
+        for use in changed:
+            keep = previous.get(use) or Decision.DENIED
+            ids = [track_id for track_id, u in on_default if u == use]
+            for start in range(0, len(ids), 2000):
+                result = consent_bulk_set_chunk(
+                    artist=artist,
+                    track_ids=ids[start : start + 2000],
+                    use=use,
+                    state=keep,
+                    actor=actor,
+                    source=Source.WEB,
+                    request_id=request_id,
+                )
+                outcome.tracks_kept += result.changed
+    with transaction.atomic():
+        now = timezone.now()
+        for use in changed:
+            ArtistDefault.objects.update_or_create(
+                artist=artist,
+                use=use,
+                defaults={"decision": defaults[use], "updated_at": now},
+            )
+    if apply_to_existing:
+        ids = sorted({track_id for track_id, _ in on_default})
+        for start in range(0, len(ids), 2000):
+            result = eligibility_refresh(
+                track_ids=ids[start : start + 2000],
+                source=Source.WEB,
+                actor=actor,
+                note="follows your new default",
+                request_id=request_id,
+            )
+            outcome.tracks_following += result.changed_rows
+    return outcome
+
+
+# --- Policy ----------------------------------------------------------------------
+
+
+def policy_preview(*, rules: dict[tuple[str, str], str]) -> dict[tuple[str, str], dict]:
+    """How many tracks per (class, use) would change eligibility under ``rules``.
+
+    Set-based counts over the stored rows (read-only). Returns, for each pair
+    whose rule changes, ``{"old": rule, "new": rule, "gain": n, "lose": n}``.
+    """
+    current = policy_current()
+    table = TrackConsent._meta.db_table
+    defaults_table = ArtistDefault._meta.db_table
+    preview = {}
+    for (license_class, use), new_rule in sorted(rules.items()):
+        old_rule = current.rules.get((license_class, use))
+        if old_rule == new_rule:
+            continue
+        answer = "COALESCE(NULLIF(tc.decision, ''), d.decision)"  # NULL: silent
+        if new_rule == Rule.PROHIBITED:
+            new_expr = "FALSE"
+        elif new_rule == Rule.OPT_IN:
+            new_expr = f"COALESCE({answer} = 'granted', FALSE)"
+        else:
+            new_expr = f"COALESCE({answer} <> 'denied', TRUE)"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT "
+                f"SUM(CASE WHEN NOT tc.eligible AND {new_expr} THEN 1 ELSE 0 END), "
+                f"SUM(CASE WHEN tc.eligible AND NOT {new_expr} THEN 1 ELSE 0 END) "
+                f"FROM {table} tc LEFT JOIN {defaults_table} d "
+                f"ON d.artist_id = tc.artist_id AND d.use = tc.use "
+                f"WHERE tc.license_class = %s AND tc.use = %s",
+                [license_class, use],
+            )
+            gain, lose = cursor.fetchone()
+        preview[(license_class, use)] = {
+            "old": old_rule,
+            "new": new_rule,
+            "gain": int(gain or 0),
+            "lose": int(lose or 0),
+        }
+    return preview
+
+
+def policy_publish(
+    *, rules: dict[tuple[str, str], str], actor: User, reason: str
+) -> PolicyVersion:
+    """Save ``rules`` as the next policy version and start re-evaluation.
+
+    From the commit on, every consent change uses the new rules; the stored
+    eligibility of existing tracks is brought in line in the background
+    (``policy_apply``), batch by batch, each batch logged with source
+    ``policy``. Every (class, use) pair must be given.
+    """
+    expected = {(c, u) for c in ("independent", "label") for u in USE_ORDER}
+    if set(rules) != expected:
+        raise ConsentError("Give a rule for every licence class and use.")
+    if any(rule not in Rule.values for rule in rules.values()):
+        raise ConsentError("Each rule must be opt_in, opt_out or prohibited.")
+    if not reason.strip():
+        raise ConsentError("Say why the policy changes: artists will read it.")
+    with transaction.atomic():
+        # Serialise publishers: the latest version row is locked while the next
+        # number is taken.
+        latest = PolicyVersion.objects.select_for_update().order_by("-number").first()
+        version = PolicyVersion.objects.create(
+            number=(latest.number if latest else 0) + 1,
+            created_by=actor,
+            reason=reason.strip(),
+        )
+        PolicyRule.objects.bulk_create(
+            [
+                PolicyRule(version=version, license_class=c, use=u, rule=rule)
+                for (c, u), rule in sorted(rules.items())
+            ]
+        )
+        from consent.tasks import apply_policy as apply_policy_task
+
+        transaction.on_commit(lambda: apply_policy_task.delay(version.pk))
+    return version
+
+
+@dataclass
+class PolicyApplyProgress:
+    tracks: int = 0
+    changed_rows: int = 0
+    done: bool = False
+
+
+def policy_apply(
+    *, version_id: int, batch_size: int = 2000, max_batches: int | None = None
+) -> PolicyApplyProgress:
+    """Re-evaluate every track against policy version ``version_id``.
+
+    Walks tracks by id from the version's saved cursor, one transaction per
+    batch (locks only that batch), saving the cursor after each, so memory is
+    flat and a crashed worker resumes where it stopped. When done, marks the
+    version applied and e-mails each affected artist one summary (after
+    commit). Stops early, without marking, if a newer version exists (that
+    one's run covers everything).
+    """
+    progress = PolicyApplyProgress()
+    version = PolicyVersion.objects.get(pk=version_id)
+    if version.applied_at is not None:
+        progress.done = True
+        return progress
+    cursor = version.applied_through_track_id
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        if PolicyVersion.objects.filter(number__gt=version.number).exists():
+            return progress
+        ids = list(
+            Track.objects.filter(pk__gt=cursor)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            break
+        with transaction.atomic():
+            outcome = eligibility_refresh(
+                track_ids=ids,
+                source=Source.POLICY,
+                actor=version.created_by,
+                note=f"policy v{version.number}: {version.reason[:150]}",
+                request_id=f"policy-{version.number}",
+            )
+            PolicyVersion.objects.filter(pk=version.pk).update(
+                applied_through_track_id=ids[-1]
+            )
+        cursor = ids[-1]
+        progress.tracks += len(ids)
+        progress.changed_rows += outcome.changed_rows
+        batches += 1
+    else:
+        return progress
+    with transaction.atomic():
+        PolicyVersion.objects.filter(pk=version.pk).update(applied_at=timezone.now())
+        from consent.tasks import notify_policy_change as notify_task
+
+        transaction.on_commit(lambda: notify_task.delay(version.pk))
+    progress.done = True
+    return progress
+
+
+def policy_notify_artists(*, version_id: int) -> int:
+    """E-mail each artist whose tracks changed under this version one summary.
+
+    Idempotent per artist through ``PolicyNotice`` rows.
+    """
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+
+    version = PolicyVersion.objects.get(pk=version_id)
+    counts = (
+        LedgerEntry.objects.filter(
+            source=Source.POLICY, request_id=f"policy-{version.number}"
+        )
+        .values("track__artist_id", "use", "new_eligible")
+        .order_by()
+    )
+    summary: dict[int, dict] = {}
+    for row in counts.iterator(chunk_size=5000):
+        per_artist = summary.setdefault(row["track__artist_id"], {})
+        key = (row["use"], row["new_eligible"])
+        per_artist[key] = per_artist.get(key, 0) + 1
+    sent = 0
+    for artist_id, changes in sorted(summary.items()):
+        _, created = PolicyNotice.objects.get_or_create(
+            version=version, artist_id=artist_id
+        )
+        if not created:
+            continue
+        artist = User.objects.get(pk=artist_id)
+        lines = [
+            {
+                "use": USES_BY_SLUG[use].name,
+                "count": count,
+                "eligible": eligible,
+            }
+            for (use, eligible), count in sorted(changes.items())
+        ]
+        send_mail(
+            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}"
+            "The platform's AI policy changed",
+            message=render_to_string(
+                "consent/email/policy_change.txt",
+                {
+                    "user": artist,
+                    "version": version,
+                    "lines": lines,
+                    "site": settings.REFRAIN_SITE_URL.rstrip("/"),
+                },
+            ),
+            from_email=None,
+            recipient_list=[artist.email],
+        )
+        sent += 1
+    return sent
+
+
+def policy_versions_unapplied() -> list[int]:
+    return list(
+        PolicyVersion.objects.filter(applied_at__isnull=True)
+        .order_by("number")
+        .values_list("pk", flat=True)
+    )
+
+
+# --- Bulk changes ------------------------------------------------------------------
+
+
+def _bulk_queryset(job: BulkJob):
+    from catalog.selectors import TrackFilters, track_list_for_owner
+    from consent.selectors import ConsentFilters
+
+    if job.track_ids:
+        return Track.objects.filter(artist_id=job.artist_id, pk__in=job.track_ids)
+    filters = job.filters or {}
+    queryset = track_list_for_owner(
+        owner=job.artist,
+        filters=TrackFilters(
+            q=filters.get("q", ""), license=filters.get("license", "")
+        ),
+    )
+    extra = ConsentFilters(
+        use=filters.get("use", ""),
+        state=filters.get("state", ""),
+        eligible=filters.get("eligible", ""),
+    ).as_q()
+    if extra is not None:
+        queryset = queryset.filter(extra)
+    return queryset
+
+
+def bulk_change_start(
+    *,
+    artist: User,
+    use: str,
+    state: str,
+    actor: User | None,
+    track_public_ids: list[str] | None = None,
+    filters: dict | None = None,
+) -> BulkJob:
+    """Start a bulk change of one use on chosen tracks or on all that match.
+
+    Only the artist's own tracks are considered. Up to
+    ``REFRAIN_BULK_INLINE_LIMIT`` tracks are changed before this returns; more
+    run in a Celery task (the job's counters show progress). Either way one
+    receipt covers the whole change.
+    """
+    if use not in USE_ORDER:
+        raise ConsentError(f"“{use}” is not a use.")
+    if state not in (Decision.GRANTED, Decision.DENIED, State.DEFAULT):
+        raise ConsentError(f"“{state}” is not granted, denied or default.")
+    job = BulkJob(
+        artist=artist,
+        use=use,
+        state=state,
+        request_id=f"bulk-{new_request_id()}",
+        filters=filters or {},
+    )
+    if track_public_ids is not None:
+        job.track_ids = list(
+            Track.objects.filter(artist=artist, public_id__in=track_public_ids)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not job.track_ids:
+            raise ConsentError("Choose at least one of your tracks.")
+    job.total = _bulk_queryset(job).order_by().count()
+    if job.total == 0:
+        raise ConsentError("No tracks match, so nothing was changed.")
+    job.save()
+    if job.total <= settings.REFRAIN_BULK_INLINE_LIMIT:
+        bulk_job_run(job_id=job.pk, actor=actor)
+        job.refresh_from_db()
+    else:
+        from consent.tasks import run_bulk_change as run_bulk_change_task
+
+        transaction.on_commit(lambda: run_bulk_change_task.delay(job.pk))
+    return job
+
+
+def bulk_job_run(*, job_id: int, actor: User | None = None, chunk: int = 500) -> None:
+    """Run a bulk job from its saved cursor to the end, then write its receipt.
+
+    Each chunk is one transaction that changes the tracks and advances the
+    job's cursor and counters together, so a crash and a redelivery neither
+    skip nor double-count a track.
+    """
+    job = BulkJob.objects.select_related("artist").get(pk=job_id)
+    if job.status == BulkJob.Status.DONE:
+        return
+    actor = actor or job.artist
+    BulkJob.objects.filter(pk=job.pk).update(status=BulkJob.Status.RUNNING)
+    policy = policy_current()
+    try:
+        while True:
+            ids = list(
+                _bulk_queryset(job)
+                .filter(pk__gt=job.cursor)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:chunk]
+            )
+            if not ids:
+                break
+            with transaction.atomic():
+                outcome = consent_bulk_set_chunk(
+                    artist=job.artist,
+                    track_ids=ids,
+                    use=job.use,
+                    state=job.state,
+                    actor=actor,
+                    source=Source.BULK,
+                    request_id=job.request_id,
+                    policy=policy,
+                )
+                job.cursor = ids[-1]
+                job.processed += len(ids)
+                job.changed += outcome.changed
+                job.unchanged += outcome.unchanged
+                job.locked += outcome.locked
+                job.save(
+                    update_fields=[
+                        "cursor",
+                        "processed",
+                        "changed",
+                        "unchanged",
+                        "locked",
+                    ]
+                )
+        receipt = receipt_for_request(
+            artist=job.artist, request_id=job.request_id, method=Source.BULK
+        )
+        job.receipt = receipt
+        job.status = BulkJob.Status.DONE
+        job.finished_at = timezone.now()
+        job.processed = max(job.processed, job.total)
+        job.save(update_fields=["receipt", "status", "finished_at", "processed"])
+    except Exception as error:
+        BulkJob.objects.filter(pk=job.pk).update(
+            status=BulkJob.Status.FAILED, error=str(error)[:500]
+        )
+        raise
