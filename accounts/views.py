@@ -10,7 +10,7 @@ from accounts.services import user_update_profile
 
 def home(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated:
-        return redirect("catalog:track_list")
+        return redirect("tracks:list")
     return render(request, "pages/home.html")
 
 

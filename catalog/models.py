@@ -118,7 +118,7 @@ class Track(models.Model):
         return self.title
 
     def get_absolute_url(self) -> str:
-        return reverse("catalog:track_detail", kwargs={"public_id": self.public_id})
+        return reverse("tracks:detail", kwargs={"public_id": self.public_id})
 
     @property
     def isrc_display(self) -> str:

@@ -56,7 +56,7 @@ class TrackRow:
 
 def track_rows(tracks: list[Track]) -> list[TrackRow]:
     # One reverse() for the page; every row's URL is the same shape.
-    detail_prefix = reverse("catalog:track_detail", kwargs={"public_id": "_"})[:-2]
+    detail_prefix = reverse("tracks:detail", kwargs={"public_id": "_"})[:-2]
     rows = []
     for track in tracks:
         is_label = track.license_class == LicenseClass.LABEL

@@ -5,44 +5,9 @@ from django.shortcuts import redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods
 
-from catalog.forms import TrackFilterForm, TrackUploadForm
-from catalog.rows import track_rows
-from catalog.selectors import SORT_LABELS, track_for_owner, track_page_for_owner
+from catalog.forms import TrackUploadForm
+from catalog.selectors import track_for_owner
 from catalog.services import tracks_upload
-
-
-@login_required
-@require_GET
-def track_list(request: HttpRequest) -> HttpResponse:
-    form = TrackFilterForm(request.GET)
-    filters = form.filters()
-    page = track_page_for_owner(
-        owner=request.user,
-        filters=filters,
-        cursor=form.cleaned_data.get("cursor") or "",
-    )
-    query = request.GET.copy()
-    query.pop("cursor", None)
-    return render(
-        request,
-        "catalog/track_list.html",
-        {
-            "form": form,
-            "filters": filters,
-            "page": page,
-            "rows": track_rows(page.tracks),
-            "total": page.total,
-            "sort_labels": SORT_LABELS,
-            "base_query": query.urlencode(),
-        },
-    )
-
-
-@login_required
-@require_GET
-def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
-    track = track_for_owner(owner=request.user, public_id=public_id)
-    return render(request, "catalog/track_detail.html", {"track": track})
 
 
 @login_required
@@ -81,7 +46,7 @@ def track_upload(request: HttpRequest) -> HttpResponse:
             )
             if count == 1:
                 return redirect(created[0])
-            return redirect("catalog:track_list")
+            return redirect("tracks:list")
         status = 400
     else:
         form = TrackUploadForm()

@@ -6,6 +6,7 @@ from django.urls import include, path
 from accounts import views as account_views
 from config import health
 from config.api import api
+from consent import views as consent_views
 
 # /admin/ signs in through allauth, so its rate limits and MFA apply there too.
 admin.autodiscover()
@@ -18,8 +19,14 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("accounts/", include("allauth.urls")),
+    path("settings/consent/", consent_views.consent_settings, name="consent_settings"),
     path("settings/", include("accounts.urls")),
-    path("tracks/", include("catalog.urls")),
+    path("tracks/", include("consent.track_urls")),
+    path(
+        "receipts/<uuid:public_id>.json",
+        consent_views.receipt_download,
+        name="receipt",
+    ),
     path("audit/", include("consent.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),

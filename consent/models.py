@@ -251,7 +251,7 @@ class Receipt(models.Model):
         return f"Receipt {self.public_id}"
 
     def get_absolute_url(self) -> str:
-        return reverse("consent:receipt", kwargs={"public_id": self.public_id})
+        return reverse("receipt", kwargs={"public_id": self.public_id})
 
 
 class BulkJob(models.Model):

@@ -85,3 +85,10 @@ def locked_reason(license_class: str, use: str) -> str:
     if license_class == LicenseClass.LABEL:
         return f"Label-licensed: the platform does not allow {name} of this track"
     return f"The platform does not allow {name} of independent tracks"
+
+
+def all_uses_locked_reason(license_class: str) -> str:
+    """The reason shown once on a track whose every use is prohibited."""
+    if license_class == LicenseClass.LABEL:
+        return "Label-licensed: the platform does not allow AI training of this track"
+    return "The platform does not allow AI use of independent tracks"

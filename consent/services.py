@@ -623,7 +623,8 @@ def trackconsent_create_missing(
         cursor.execute(
             f"WITH u(use) AS (VALUES {uses}) "
             f"INSERT INTO {table} "
-            f"(track_id, use, decision, eligible, artist_id, license_class, updated_at) "
+            "(track_id, use, decision, eligible, artist_id, license_class, "
+            "updated_at) "
             f"SELECT t.id, u.use, '', FALSE, t.artist_id, t.license_class, %s "
             f"FROM {track_table} t CROSS JOIN u "
             f"WHERE NOT EXISTS (SELECT 1 FROM {table} x "

@@ -2,8 +2,9 @@ from django.urls import path
 
 from consent import views
 
-app_name = "consent"
+app_name = "audit"
 
 urlpatterns = [
-    path("", views.audit, name="audit"),
+    path("", views.audit, name="index"),
+    path("policy/", views.policy_edit, name="policy"),
 ]

@@ -138,7 +138,7 @@ def test_totp_enrolment_then_sign_in_needs_the_code(client, user, totp_clock):
     assert response.status_code == 302
     assert response["Location"] == reverse("mfa_authenticate")
     assert _signed_in_as(client) is None
-    assert client.get(reverse("catalog:track_list")).status_code == 302
+    assert client.get(reverse("tracks:list")).status_code == 302
 
     # when they enter a wrong code (the one from the next window)
     wrong = totp_clock.code(secret, offset=mfa_settings.TOTP_TOLERANCE + 1)
@@ -154,9 +154,9 @@ def test_totp_enrolment_then_sign_in_needs_the_code(client, user, totp_clock):
 
     # then they are signed in
     assert response.status_code == 302
-    assert response["Location"] == reverse("catalog:track_list")
+    assert response["Location"] == reverse("tracks:list")
     assert _signed_in_as(client) == str(user.pk)
-    assert client.get(reverse("catalog:track_list")).status_code == 200
+    assert client.get(reverse("tracks:list")).status_code == 200
 
 
 def test_totp_code_cannot_be_used_twice(client, user, totp_clock):
@@ -200,7 +200,7 @@ def test_recovery_code_signs_in_once(client, user, totp_clock):
 
     # then they are signed in and that code is spent
     assert response.status_code == 302
-    assert response["Location"] == reverse("catalog:track_list")
+    assert response["Location"] == reverse("tracks:list")
     assert _signed_in_as(client) == str(user.pk)
     recovery.refresh_from_db()
     assert recovery.wrap().get_unused_codes() == codes[1:]

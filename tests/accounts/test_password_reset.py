@@ -85,7 +85,7 @@ def test_password_reset_through_the_email(client, user):
 
     response = _sign_in(client, user.email, NEW_PASSWORD)
     assert response.status_code == 302
-    assert response["Location"] == reverse("catalog:track_list")
+    assert response["Location"] == reverse("tracks:list")
     assert client.session["_auth_user_id"] == str(user.pk)
 
 

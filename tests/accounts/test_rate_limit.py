@@ -44,7 +44,7 @@ def test_eleventh_failed_login_from_one_address_is_refused(client, user, client_
     assert WRONG_CREDENTIALS not in response.text
     assert "_auth_user_id" not in client.session
     assert User.objects.get(pk=user.pk).last_login is None
-    assert client.get(reverse("catalog:track_list")).status_code == 302
+    assert client.get(reverse("tracks:list")).status_code == 302
 
 
 def test_rate_limit_is_per_address(client, user, client_ip):
@@ -57,7 +57,7 @@ def test_rate_limit_is_per_address(client, user, client_ip):
 
     # then they are signed in
     assert response.status_code == 302
-    assert response["Location"] == reverse("catalog:track_list")
+    assert response["Location"] == reverse("tracks:list")
     assert client.session["_auth_user_id"] == str(user.pk)
     assert User.objects.get(pk=user.pk).last_login is not None
 

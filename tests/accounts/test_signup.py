@@ -44,15 +44,15 @@ def test_signup_verify_signin_signout(client, db):
         reverse("account_login"), {"login": "new@example.com", "password": PASSWORD}
     )
     assert response.status_code == 302
-    assert response["Location"] == reverse("catalog:track_list")
-    page = client.get(reverse("catalog:track_list"))
+    assert response["Location"] == reverse("tracks:list")
+    page = client.get(reverse("tracks:list"))
     assert page.status_code == 200
     assert "No tracks yet" in page.text
 
     # and sign out
     response = client.post(reverse("account_logout"))
     assert response.status_code == 302
-    assert client.get(reverse("catalog:track_list")).status_code == 302
+    assert client.get(reverse("tracks:list")).status_code == 302
 
 
 def test_unverified_user_cannot_sign_in(client, db):
@@ -71,7 +71,7 @@ def test_unverified_user_cannot_sign_in(client, db):
     assert response.status_code == 302
     assert response["Location"] == reverse("account_email_verification_sent")
     assert "_auth_user_id" not in client.session
-    assert client.get(reverse("catalog:track_list")).status_code == 302
+    assert client.get(reverse("tracks:list")).status_code == 302
 
 
 def test_signup_rejects_mismatched_passwords_and_creates_nothing(client, db):

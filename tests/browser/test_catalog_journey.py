@@ -138,6 +138,7 @@ def test_demo_artist_searches_opens_and_uploads_tracks(
     page.keyboard.press("Tab")
     expect(page.get_by_role("button", name="Apply")).to_be_focused()
     _assert_visible_focus(page)
+    page.screenshot(path=artifacts_dir / "catalog-list-keyboard.png")
 
     # and on a small phone the list fits without sideways scrolling
     page.set_viewport_size({"width": NARROW_WIDTH, "height": 740})
@@ -293,3 +294,18 @@ def test_label_filter_is_kept_across_pages(page, live_server, artifacts_dir):
         href = page.get_by_role("link", name=name).get_attribute("href")
         assert _query(href)["license"] == ["label"], name
     expect(page.get_by_role("link", name="Next 50")).to_have_count(0)
+    page.screenshot(path=artifacts_dir / "catalog-list-page2.png", full_page=True)
+
+    # when they search for something none of their label tracks is called
+    page.get_by_label(SEARCH_LABEL).fill("zzz")
+    page.get_by_role("button", name="Apply").click()
+
+    # then they are told so, with the way back, and can still upload
+    expect(page.get_by_role("heading", name="No tracks match")).to_be_visible()
+    expect(
+        page.get_by_text("Nothing matches “zzz” among your label-licensed")
+    ).to_be_visible()
+    expect(page.get_by_role("link", name="Upload tracks")).to_have_count(1)
+    expect(page.get_by_role("link", name="Clear filters")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Pages of tracks")).to_have_count(0)
+    page.screenshot(path=artifacts_dir / "catalog-no-match.png", full_page=True)

@@ -1,7 +1,24 @@
+import uuid
 from pathlib import Path
 
 import pytest
 from django.test import Client
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_space(settings):
+    """Give each test its own cache key space.
+
+    Search totals are cached per artist id and catalogue version, and a
+    test's writes never commit, so nothing retires those entries. On SQLite a
+    rolled-back AUTOINCREMENT hands the next test the same ids, which would
+    then read the previous test's totals. The prefix stays under the worker's
+    own, so the session's clean-up of that prefix still removes the keys.
+    """
+    cache = dict(settings.CACHES["default"])
+    prefix = cache.get("KEY_PREFIX") or "refrain-test"
+    cache["KEY_PREFIX"] = f"{prefix}:{uuid.uuid4().hex}"
+    settings.CACHES = {**settings.CACHES, "default": cache}
 
 
 @pytest.fixture

@@ -84,7 +84,8 @@ def test_isrc_is_unique_when_present(write, user):
         write, Track(artist=user, title="Second", isrc="USRC17607839")
     )
 
-    assert "catalog_track_isrc_unique" in message
+    # PostgreSQL names the constraint, SQLite the column
+    assert "catalog_track_isrc_unique" in message or "catalog_track.isrc" in message
     assert list(Track.objects.values_list("title", flat=True)) == ["First"]
 
 

@@ -1,0 +1,156 @@
+from django import forms
+
+from catalog.forms import TrackFilterForm
+from catalog.models import LicenseClass
+from consent.models import Decision, Rule, State
+from consent.selectors import ConsentFilters
+from consent.uses import USE_ORDER, USES
+
+USE_CHOICES = [(use, USES[use].name) for use in USE_ORDER]
+
+
+class ConsentSetForm(forms.Form):
+    use = forms.ChoiceField(choices=USE_CHOICES)
+    state = forms.ChoiceField(choices=State.choices)
+    next = forms.CharField(required=False, max_length=2000)
+
+
+class TrackListForm(TrackFilterForm):
+    """The list's filters: the catalogue's plus consent (use, state, eligible)."""
+
+    use = forms.ChoiceField(
+        label="Use", required=False, choices=[("", "Any use"), *USE_CHOICES]
+    )
+    state = forms.ChoiceField(
+        label="Your answer",
+        required=False,
+        choices=[
+            ("", "Any answer"),
+            (State.GRANTED, "Yes"),
+            (State.DENIED, "No"),
+            (State.DEFAULT, "On default"),
+        ],
+    )
+    eligible = forms.ChoiceField(
+        label="Eligible",
+        required=False,
+        choices=[("", "Eligible or not"), ("yes", "Eligible"), ("no", "Not eligible")],
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("state") and not data.get("use"):
+            self.add_error("state", "Choose the use this answer is about.")
+        return data
+
+    def consent_filters(self) -> ConsentFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        return ConsentFilters(
+            use=data.get("use", ""),
+            state=data.get("state", "") if data.get("use") else "",
+            eligible=data.get("eligible", ""),
+        )
+
+
+class BulkChangeForm(forms.Form):
+    use = forms.ChoiceField(label="Use", choices=USE_CHOICES)
+    state = forms.ChoiceField(
+        label="Set to",
+        choices=[
+            (Decision.GRANTED, "Yes"),
+            (Decision.DENIED, "No"),
+            (State.DEFAULT, "My default"),
+        ],
+    )
+    scope = forms.ChoiceField(
+        choices=[("selected", "Selected tracks"), ("all", "All matching tracks")],
+        initial="selected",
+    )
+    tracks = forms.MultipleChoiceField(required=False, choices=())
+    # The list's filters, carried along for "all that match".
+    q = forms.CharField(required=False, max_length=200)
+    license = forms.ChoiceField(
+        required=False, choices=[("", ""), *LicenseClass.choices]
+    )
+    f_use = forms.ChoiceField(required=False, choices=[("", ""), *USE_CHOICES])
+    f_state = forms.ChoiceField(required=False, choices=[("", ""), *State.choices])
+    f_eligible = forms.ChoiceField(
+        required=False, choices=[("", ""), ("yes", "yes"), ("no", "no")]
+    )
+    next = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Public ids are checked against the artist's tracks by the service.
+        self.fields["tracks"].choices = (
+            [(value, value) for value in self.data.getlist("tracks")]
+            if hasattr(self.data, "getlist")
+            else []
+        )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("scope") == "selected" and not data.get("tracks"):
+            raise forms.ValidationError(
+                "Choose at least one track, or choose “All matching tracks”."
+            )
+        return data
+
+    def filters(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "q": data.get("q", ""),
+            "license": data.get("license", ""),
+            "use": data.get("f_use", ""),
+            "state": data.get("f_state", ""),
+            "eligible": data.get("f_eligible", ""),
+        }
+
+
+class DefaultsForm(forms.Form):
+    apply_to_existing = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Also change the tracks that are still on default",
+        help_text="Unticked, those tracks keep the answer they have now, and the "
+        "new default applies only to tracks you upload from now on.",
+    )
+
+    def __init__(self, *args, defaults: dict[str, str | None], **kwargs):
+        super().__init__(*args, **kwargs)
+        for use in USE_ORDER:
+            self.fields[use] = forms.ChoiceField(
+                label=USES[use].description,
+                choices=[(Decision.GRANTED, "Yes"), (Decision.DENIED, "No")],
+                widget=forms.RadioSelect,
+                initial=defaults.get(use) or Decision.DENIED,
+            )
+        self.order_fields([*USE_ORDER, "apply_to_existing"])
+
+    def defaults(self) -> dict[str, str]:
+        return {use: self.cleaned_data[use] for use in USE_ORDER}
+
+
+class PolicyForm(forms.Form):
+    reason = forms.CharField(
+        label="Why the policy changes (artists read this)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+    )
+
+    def __init__(self, *args, current: dict[tuple[str, str], str], **kwargs):
+        super().__init__(*args, **kwargs)
+        for license_class, class_name in LicenseClass.choices:
+            for use in USE_ORDER:
+                self.fields[f"{license_class}__{use}"] = forms.ChoiceField(
+                    label=f"{class_name}: {USES[use].name}",
+                    choices=Rule.choices,
+                    initial=current.get((license_class, use)),
+                )
+
+    def rules(self) -> dict[tuple[str, str], str]:
+        return {
+            tuple(name.split("__", 1)): value
+            for name, value in self.cleaned_data.items()
+            if "__" in name
+        }

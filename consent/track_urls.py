@@ -1,0 +1,19 @@
+"""Everything under /tracks/: the artist's list and tracks with their consent
+controls (consent), plus upload and download (catalog)."""
+
+from django.urls import path
+
+from catalog import views as catalog_views
+from consent import views
+
+app_name = "tracks"
+
+urlpatterns = [
+    path("", views.track_list, name="list"),
+    path("upload/", catalog_views.track_upload, name="upload"),
+    path("bulk/", views.bulk_change, name="bulk"),
+    path("bulk/<uuid:public_id>/", views.bulk_status, name="bulk_status"),
+    path("<str:public_id>/", views.track_detail, name="detail"),
+    path("<str:public_id>/audio", catalog_views.track_audio, name="audio"),
+    path("<str:public_id>/consent/", views.consent_update, name="consent"),
+]
