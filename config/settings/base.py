@@ -193,7 +193,6 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Security (tightened in production) --------------------------------------
@@ -238,3 +237,13 @@ REFRAIN_CONTROLLER_CONTACT = env.str(
 )
 # Bulk changes up to this many tracks happen in the request; more in a task.
 REFRAIN_BULK_INLINE_LIMIT = env.int("REFRAIN_BULK_INLINE_LIMIT", default=500)
+CELERY_BEAT_SCHEDULE = {
+    "resume-policy-runs": {
+        "task": "consent.resume_policy_runs",
+        "schedule": 60.0,
+    },
+    "receipt-digests": {
+        "task": "consent.send_receipt_digests",
+        "schedule": REFRAIN_RECEIPT_DIGEST_MINUTES * 60.0,
+    },
+}
