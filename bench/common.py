@@ -172,6 +172,40 @@ def load(
         text=True,
         check=True,
     ).stdout
+    return _parse(name, output)
+
+
+def load_script(
+    name: str,
+    base: str,
+    script: Path,
+    *,
+    connections: int = 16,
+    seconds: int = 10,
+    threads: int = 2,
+) -> LoadResult:
+    """Run wrk with a Lua script (requests built by the script)."""
+    output = subprocess.run(
+        [
+            shutil.which("wrk") or "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return _parse(name, output)
+
+
+def _parse(name: str, output: str) -> LoadResult:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     p50 = _ms(re.search(r"\s50%\s+(\S+)", output).group(1))
     p99 = _ms(re.search(r"\s99%\s+(\S+)", output).group(1))

@@ -5,4 +5,5 @@ from bench import views
 urlpatterns = [
     path("trivial", views.trivial),
     path("plain-list", views.plain_list),
+    path("write", views.write),
 ]

@@ -28,3 +28,29 @@ def plain_list(request: HttpRequest) -> HttpResponse:
     )
     page = paginator.get_page(request.GET.get("page"))
     return render(request, "bench/plain_list.html", {"page": page})
+
+
+@login_required
+def write(request: HttpRequest) -> HttpResponse:
+    """One UPDATE and two INSERTs in one transaction (the toggle's baseline)."""
+    from django.db import connection, transaction
+
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    track_id = int(request.POST.get("track", 0))
+    state = "granted" if request.POST.get("state") == "granted" else "denied"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE consent_trackconsent SET decision = %s "
+            "WHERE track_id = %s AND use = 'ai-inference'",
+            [state, track_id],
+        )
+        cursor.execute(
+            "INSERT INTO bench_write_log (track_id, state, at) VALUES (%s, %s, now())",
+            [track_id, state],
+        )
+        cursor.execute(
+            "INSERT INTO bench_write_log (track_id, state, at) VALUES (%s, %s, now())",
+            [track_id, state],
+        )
+    return HttpResponse("ok")

@@ -11,7 +11,7 @@ from django.db import migrations
 PG_FORWARD = """
 CREATE OR REPLACE FUNCTION consent_ledger_append_only() RETURNS trigger AS $$
 BEGIN
-    RAISE EXCEPTION 'consent ledger rows are append-only (% refused)', TG_OP
+    RAISE EXCEPTION 'consent ledger rows are append-only (%% refused)', TG_OP
         USING ERRCODE = 'integrity_constraint_violation';
 END
 $$ LANGUAGE plpgsql;
