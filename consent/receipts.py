@@ -22,14 +22,10 @@ COLLECTION_METHODS = {
 def receipt_payload(
     *, receipt: Receipt, entries: list[LedgerEntry], tracks: dict, method: str, policy
 ) -> dict:
-    """Build the receipt for these ledger rows (all of one artist)."""
-    from catalog.models import Track
+    """Build the receipt for these ledger rows (all of one artist).
 
-    isrcs = dict(
-        Track.objects.filter(pk__in={e.track_id for e in entries}).values_list(
-            "pk", "isrc"
-        )
-    )
+    ``tracks`` maps track ids to objects with ``public_id`` and ``isrc``.
+    """
     purposes: dict[tuple[str, str], dict] = {}
     for entry in entries:
         info = USES[entry.use]
@@ -52,7 +48,7 @@ def receipt_payload(
         purpose["tracks"].append(
             {
                 "public_id": tracks[entry.track_id].public_id,
-                "isrc": isrcs.get(entry.track_id) or None,
+                "isrc": getattr(tracks[entry.track_id], "isrc", None) or None,
                 "consent_version": entry.consent_version,
                 "eligible": entry.new_eligible,
                 "ledger_hash": entry.entry_hash,

@@ -90,6 +90,7 @@ class LockedTrack:
     license_class: str
     consent_version: int
     head_hash: str
+    isrc: str | None = None
 
 
 @dataclass
@@ -115,10 +116,12 @@ def _lock_tracks(track_ids: Iterable[int]) -> dict[int, LockedTrack]:
             "license_class",
             "consent_version",
             "head_hash",
+            "isrc",
         )
     )
     return {
-        row[0]: LockedTrack(*row[:5], head_hash=row[5] or GENESIS_HASH) for row in rows
+        row[0]: LockedTrack(*row[:5], head_hash=row[5] or GENESIS_HASH, isrc=row[6])
+        for row in rows
     }
 
 
@@ -297,8 +300,51 @@ class SetResult:
     decision: str
     eligible: bool
     rule: str
+    default: str | None = None
     entry: LedgerEntry | None = None
     receipt: Receipt | None = None
+
+
+_LOCK_FOR_SET_SQL = """
+SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version,
+       (SELECT l.entry_hash FROM consent_ledgerentry l
+         WHERE l.track_id = t.id AND l.consent_version = t.consent_version),
+       t.isrc, tc.decision, tc.eligible,
+       (SELECT d.decision FROM consent_artistdefault d
+         WHERE d.artist_id = t.artist_id AND d.use = tc.use),
+       r.rule, v.number
+  FROM catalog_track t
+  JOIN consent_trackconsent tc ON tc.track_id = t.id AND tc.use = %s
+  JOIN consent_policyversion v
+    ON v.number = (SELECT MAX(number) FROM consent_policyversion)
+  JOIN consent_policyrule r
+    ON r.version_id = v.id AND r.license_class = t.license_class AND r.use = tc.use
+ WHERE t.id = %s
+"""
+
+
+def _lock_for_set(*, track_id: int, use: str):
+    """Lock one track and read all a single change needs, in one statement:
+    the ledger head, the decision and eligibility for ``use``, the artist's
+    default, the current rule and the current policy version.
+
+    Hand-written SQL because this is the hot path of every switch: compiling
+    the equivalent ORM query with its subqueries cost more than running it.
+    """
+    sql = _LOCK_FOR_SET_SQL
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF t"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [use, track_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (pk, public_id, artist_id, license_class, version, head, isrc, decision,
+     eligible, default, rule, policy_number) = row  # fmt: skip
+    locked = LockedTrack(
+        pk, public_id, artist_id, license_class, version, head or GENESIS_HASH, isrc
+    )
+    return locked, (decision or "", bool(eligible)), default, rule, policy_number
 
 
 def consent_set(
@@ -323,34 +369,27 @@ def consent_set(
         raise ConsentError(f"“{use}” is not a use.")
     new_decision = decision_of(state)
     with transaction.atomic():
-        policy = policy_current()
-        locked = _lock_tracks([track.pk]).get(track.pk)
-        if locked is None:
+        found = _lock_for_set(track_id=track.pk, use=use)
+        if found is None:
             raise ConsentError("This track no longer exists.")
+        locked, current, default, rule, policy_number = found
         if if_version is not None and if_version != locked.consent_version:
             raise VersionConflict(
                 f"The track changed meanwhile (version {locked.consent_version})."
             )
-        current = TrackConsent.objects.values_list("decision", "eligible").get(
-            track_id=locked.id, use=use
-        )
-        rule = policy.rule(locked.license_class, use)
+        policy = Policy(number=policy_number, rules={})
         result = SetResult(
             changed=False,
             consent_version=locked.consent_version,
             decision=current[0],
             eligible=current[1],
             rule=rule,
+            default=default,
         )
         if current[0] == new_decision:
             return result
         if rule == Rule.PROHIBITED:
             raise ConsentLocked("The policy does not allow this use of this track.")
-        default = (
-            ArtistDefault.objects.filter(artist_id=locked.artist_id, use=use)
-            .values_list("decision", flat=True)
-            .first()
-        )
         change = Change(
             track_id=locked.id,
             public_id=locked.public_id,
@@ -386,6 +425,7 @@ def consent_set(
         decision=change.new_decision,
         eligible=change.new_eligible,
         rule=rule,
+        default=default,
         entry=written.entries[0],
         receipt=receipt,
     )
@@ -500,7 +540,13 @@ def receipt_for_request(
             return None
         tracks = {
             e.track_id: LockedTrack(
-                e.track_id, e.track.public_id, artist.pk, e.track.license_class, 0, ""
+                e.track_id,
+                e.track.public_id,
+                artist.pk,
+                e.track.license_class,
+                0,
+                "",
+                e.track.isrc,
             )
             for e in entries
         }

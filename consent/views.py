@@ -24,7 +24,7 @@ from consent.forms import (
     TrackListForm,
 )
 from consent.models import Rule, Source
-from consent.policy import RULE_WORDS, policy_current
+from consent.policy import RULE_WORDS, Policy, policy_current
 from consent.rows import consent_cell, consent_rows, explain
 from consent.selectors import (
     bulk_job_for_owner,
@@ -172,8 +172,8 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
             use=use,
             decision=result.decision,
             eligible=result.eligible,
-            default=defaults_for_artist(artist=request.user).get(use),
-            policy=policy_current(),
+            default=result.default,
+            policy=Policy(number=0, rules={(track.license_class, use): result.rule}),
         )
         return render(
             request,
