@@ -20,7 +20,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -99,26 +99,39 @@ class WriteResult:
     versions: dict[int, int] = field(default_factory=dict)
 
 
-def _lock_tracks(track_ids: Iterable[int]) -> dict[int, LockedTrack]:
-    """Lock tracks in primary-key order and read their ledger heads (one query)."""
-    head = LedgerEntry.objects.filter(
-        track_id=OuterRef("pk"), consent_version=OuterRef("consent_version")
-    ).values("entry_hash")[:1]
-    rows = (
-        Track.objects.select_for_update(of=("self",))
-        .filter(pk__in=sorted(set(track_ids)))
-        .order_by("pk")
-        .annotate(head_hash=Subquery(head))
-        .values_list(
-            "id",
-            "public_id",
-            "artist_id",
-            "license_class",
-            "consent_version",
-            "head_hash",
-            "isrc",
-        )
+def _id_condition(column: str, ids: list[int]) -> tuple[str, list]:
+    """``column = ANY(%s)`` with one array parameter on PostgreSQL (a short,
+    cacheable statement however many ids), ``IN (…)`` elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(ids)]
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _lock_tracks(
+    track_ids: Iterable[int], *, artist_id: int | None = None
+) -> dict[int, LockedTrack]:
+    """Lock tracks in primary-key order and read their ledger heads (one query).
+
+    With ``artist_id``, tracks of other artists are left out (never locked).
+    """
+    ids = sorted(set(track_ids))
+    if not ids:
+        return {}
+    condition, params = _id_condition("t.id", ids)
+    if artist_id is not None:
+        condition += " AND t.artist_id = %s"
+        params.append(artist_id)
+    sql = (
+        "SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version, "
+        "(SELECT l.entry_hash FROM consent_ledgerentry l WHERE l.track_id = t.id "
+        "AND l.consent_version = t.consent_version), t.isrc "
+        f"FROM catalog_track t WHERE {condition} ORDER BY t.id"
     )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF t"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     return {
         row[0]: LockedTrack(*row[:5], head_hash=row[5] or GENESIS_HASH, isrc=row[6])
         for row in rows
@@ -163,7 +176,7 @@ def _write_changes(
         )
         entry_hash = chain_hash(encoded, track.head_hash)
         entries.append(
-            LedgerEntry(
+            _LedgerRow(
                 track_id=track.id,
                 consent_version=track.consent_version,
                 use=change.use,
@@ -183,7 +196,17 @@ def _write_changes(
         )
         track.head_hash = entry_hash
         result.versions[track.id] = track.consent_version
-    result.entries = LedgerEntry.objects.bulk_create(entries, batch_size=2000)
+    if connection.vendor == "postgresql" and len(entries) > 50:
+        _copy_ledger(entries)
+        result.entries = entries
+    else:
+        result.entries = LedgerEntry.objects.bulk_create(
+            [
+                LedgerEntry(**{name: getattr(row, name) for name in _LEDGER_COLUMNS})
+                for row in entries
+            ],
+            batch_size=2000,
+        )
 
     if len(changes) == 1:
         change = changes[0]
@@ -197,6 +220,54 @@ def _write_changes(
     _bulk_update_consents(changes, now)
     _bulk_update_versions(result.versions, now)
     return result
+
+
+_LEDGER_COLUMNS = (
+    "track_id",
+    "consent_version",
+    "use",
+    "old_state",
+    "new_state",
+    "old_eligible",
+    "new_eligible",
+    "actor_id",
+    "source",
+    "created_at",
+    "policy_version",
+    "request_id",
+    "note",
+    "prev_hash",
+    "entry_hash",
+)
+
+
+@dataclass(slots=True)
+class _LedgerRow:
+    """A ledger row before it is written (COPY needs no model instance)."""
+
+    track_id: int
+    consent_version: int
+    use: str
+    old_state: str
+    new_state: str
+    old_eligible: bool
+    new_eligible: bool
+    actor_id: int | None
+    source: str
+    created_at: datetime
+    policy_version: int
+    request_id: str
+    note: str
+    prev_hash: str
+    entry_hash: str
+
+
+def _copy_ledger(entries: list[_LedgerRow]) -> None:
+    """Append many ledger rows with COPY (bulk and policy runs on PostgreSQL)."""
+    sql = f"COPY {LedgerEntry._meta.db_table} ({', '.join(_LEDGER_COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for entry in entries:
+            copy.write_row(tuple(getattr(entry, name) for name in _LEDGER_COLUMNS))
 
 
 def _bulk_update_consents(changes: list[Change], now: datetime) -> None:
@@ -215,10 +286,17 @@ def _bulk_update_consents(changes: list[Change], now: datetime) -> None:
             if connection.vendor == "postgresql":
                 cursor.execute(
                     f"UPDATE {table} AS tc SET decision = v.decision, "
-                    f"eligible = v.eligible, updated_at = %s "
-                    f"FROM (VALUES {values}) AS v(track_id, use, decision, eligible) "
-                    f"WHERE tc.track_id = v.track_id AND tc.use = v.use",
-                    [now, *params],
+                    "eligible = v.eligible, updated_at = %s "
+                    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bool[]) "
+                    "AS v(track_id, use, decision, eligible) "
+                    "WHERE tc.track_id = v.track_id AND tc.use = v.use",
+                    [
+                        now,
+                        [c.track_id for c in chunk],
+                        [c.use for c in chunk],
+                        [c.new_decision for c in chunk],
+                        [c.new_eligible for c in chunk],
+                    ],
                 )
             else:
                 cursor.execute(
@@ -245,9 +323,9 @@ def _bulk_update_versions(versions: dict[int, int], now: datetime) -> None:
             if connection.vendor == "postgresql":
                 cursor.execute(
                     f"UPDATE {table} AS t SET consent_version = v.version, "
-                    f"updated_at = %s FROM (VALUES {values}) AS v(id, version) "
-                    f"WHERE t.id = v.id",
-                    [now, *params],
+                    "updated_at = %s FROM unnest(%s::bigint[], %s::int[]) "
+                    "AS v(id, version) WHERE t.id = v.id",
+                    [now, [pk for pk, _ in chunk], [version for _, version in chunk]],
                 )
             else:
                 cursor.execute(
@@ -282,7 +360,14 @@ def _receipt_create(
         receipt=receipt, entries=entries, tracks=tracks, method=method, policy=policy
     )
     receipt.save()
-    receipt.tracks.add(*sorted({entry.track_id for entry in entries}))
+    through = Receipt.tracks.through
+    through.objects.bulk_create(
+        [
+            through(receipt_id=receipt.pk, track_id=track_id)
+            for track_id in sorted({entry.track_id for entry in entries})
+        ],
+        batch_size=5000,
+    )
     if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
         from consent.tasks import send_receipt as send_receipt_task
 
@@ -466,22 +551,13 @@ def consent_bulk_set_chunk(
     outcome = BulkOutcome()
     with transaction.atomic():
         policy = policy or policy_current()
-        owned = list(
-            Track.objects.filter(pk__in=track_ids, artist=artist).values_list(
-                "pk", flat=True
-            )
-        )
-        tracks = _lock_tracks(owned)
-        current = dict(
-            TrackConsent.objects.filter(
-                track_id__in=tracks.keys(), use=use
-            ).values_list("track_id", "decision")
-        )
-        eligible_now = dict(
-            TrackConsent.objects.filter(
-                track_id__in=tracks.keys(), use=use
-            ).values_list("track_id", "eligible")
-        )
+        tracks = _lock_tracks(track_ids, artist_id=artist.pk)
+        current, eligible_now = {}, {}
+        for track_id, decision, eligible in TrackConsent.objects.filter(
+            track_id__in=tracks.keys(), use=use
+        ).values_list("track_id", "decision", "eligible"):
+            current[track_id] = decision
+            eligible_now[track_id] = eligible
         default = _defaults_for([artist.pk]).get((artist.pk, use))
         changes = []
         for track in tracks.values():
@@ -518,6 +594,19 @@ def consent_bulk_set_chunk(
     return outcome
 
 
+@dataclass(frozen=True, slots=True)
+class _EntryView:
+    """The fields of a ledger row a receipt needs (no model instance)."""
+
+    track_id: int
+    consent_version: int
+    use: str
+    new_state: str
+    new_eligible: bool
+    entry_hash: str
+    request_id: str
+
+
 def receipt_for_request(
     *, artist: User, request_id: str, method: str
 ) -> Receipt | None:
@@ -531,25 +620,30 @@ def receipt_for_request(
     if existing:
         return existing
     with transaction.atomic():
-        entries = list(
+        entries, tracks = [], {}
+        for row in (
             LedgerEntry.objects.filter(request_id=request_id, track__artist=artist)
-            .select_related("track")
             .order_by("track_id", "consent_version")
-        )
+            .values_list(
+                "track_id",
+                "consent_version",
+                "use",
+                "new_state",
+                "new_eligible",
+                "entry_hash",
+                "request_id",
+                "track__public_id",
+                "track__license_class",
+                "track__isrc",
+            )
+            .iterator(chunk_size=5000)
+        ):
+            entries.append(_EntryView(*row[:7]))
+            tracks[row[0]] = LockedTrack(
+                row[0], row[7], artist.pk, row[8], 0, "", row[9]
+            )
         if not entries:
             return None
-        tracks = {
-            e.track_id: LockedTrack(
-                e.track_id,
-                e.track.public_id,
-                artist.pk,
-                e.track.license_class,
-                0,
-                "",
-                e.track.isrc,
-            )
-            for e in entries
-        }
         return _receipt_create(
             artist_id=artist.pk,
             entries=entries,
@@ -1237,7 +1331,7 @@ def bulk_change_start(
     return job
 
 
-def bulk_job_run(*, job_id: int, actor: User | None = None, chunk: int = 500) -> None:
+def bulk_job_run(*, job_id: int, actor: User | None = None, chunk: int = 2000) -> None:
     """Run a bulk job from its saved cursor to the end, then write its receipt.
 
     Each chunk is one transaction that changes the tracks and advances the
@@ -1252,12 +1346,17 @@ def bulk_job_run(*, job_id: int, actor: User | None = None, chunk: int = 500) ->
     policy = policy_current()
     try:
         while True:
-            ids = list(
-                _bulk_queryset(job)
-                .filter(pk__gt=job.cursor)
-                .order_by("pk")
-                .values_list("pk", flat=True)[:chunk]
-            )
+            if job.track_ids:
+                # Explicit choice: the ids are in the job (sorted); the chunk
+                # service still checks ownership.
+                ids = [pk for pk in job.track_ids if pk > job.cursor][:chunk]
+            else:
+                ids = list(
+                    _bulk_queryset(job)
+                    .filter(pk__gt=job.cursor)
+                    .order_by("pk")
+                    .values_list("pk", flat=True)[:chunk]
+                )
             if not ids:
                 break
             with transaction.atomic():
