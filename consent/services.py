@@ -690,15 +690,19 @@ def eligibility_refresh(
         tracks = _lock_tracks(track_ids)
         if not tracks:
             return outcome
-        rows = TrackConsent.objects.filter(track_id__in=tracks.keys()).values_list(
-            "track_id", "use", "decision", "eligible", "license_class"
-        )
+        condition, params = _id_condition("track_id", list(tracks))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT track_id, use, decision, eligible, license_class "
+                f"FROM {TrackConsent._meta.db_table} WHERE {condition} "
+                "ORDER BY track_id, use",
+                params,
+            )
+            rows = cursor.fetchall()
         defaults = _defaults_for({t.artist_id for t in tracks.values()})
         changes = []
         stale_class = []
-        for track_id, use, decision, eligible, copied_class in rows.order_by(
-            "track_id", "use"
-        ):
+        for track_id, use, decision, eligible, copied_class in rows:
             track = tracks[track_id]
             if copied_class != track.license_class:
                 stale_class.append(track_id)
