@@ -19,8 +19,10 @@ pytestmark = pytest.mark.django_db
 
 LIST = "/tracks/"
 # Whatever the catalogue size, the page depth or the filter: the session, the
-# user, the page of tracks and the total (from the kept counts).
-LIST_QUERIES = 4
+# user, the page of tracks, the total (from the kept counts), and for the
+# consent columns the current policy, this page's answers and the artist's
+# defaults.
+LIST_QUERIES = 7
 # A title search on PostgreSQL also tells the planner to walk the sort index:
 # ``SET LOCAL`` inside its own transaction, which within a test's transaction
 # is a SAVEPOINT and its RELEASE (3 statements); its total is a COUNT, cached
