@@ -213,12 +213,13 @@ def _write_changes(
         TrackConsent.objects.filter(track_id=change.track_id, use=change.use).update(
             decision=change.new_decision, eligible=change.new_eligible, updated_at=now
         )
+        touched = {} if source == Source.POLICY else {"updated_at": now}
         Track.objects.filter(pk=change.track_id).update(
-            consent_version=result.versions[change.track_id], updated_at=now
+            consent_version=result.versions[change.track_id], **touched
         )
         return result
     _bulk_update_consents(changes, now)
-    _bulk_update_versions(result.versions, now)
+    _bulk_update_versions(result.versions, now, touch=source != Source.POLICY)
     return result
 
 
@@ -312,28 +313,37 @@ def _bulk_update_consents(changes: list[Change], now: datetime) -> None:
                 )
 
 
-def _bulk_update_versions(versions: dict[int, int], now: datetime) -> None:
+def _bulk_update_versions(
+    versions: dict[int, int], now: datetime, *, touch: bool = True
+) -> None:
+    """Store the new ``consent_version`` of each track (and, with ``touch``, its
+    "last change" time). Without ``touch`` no indexed column changes, so
+    PostgreSQL can update the rows in place (HOT) on the pages' free space."""
     table = Track._meta.db_table
     items = sorted(versions.items())
+    touched = "updated_at = %s, " if touch else ""
     with connection.cursor() as cursor:
-        for start in range(0, len(items), 2000):
-            chunk = items[start : start + 2000]
-            values = ", ".join(["(%s, %s)"] * len(chunk))
-            params = [value for pair in chunk for value in pair]
+        for start in range(0, len(items), 5000):
+            chunk = items[start : start + 5000]
             if connection.vendor == "postgresql":
                 cursor.execute(
-                    f"UPDATE {table} AS t SET consent_version = v.version, "
-                    "updated_at = %s FROM unnest(%s::bigint[], %s::int[]) "
-                    "AS v(id, version) WHERE t.id = v.id",
-                    [now, [pk for pk, _ in chunk], [version for _, version in chunk]],
+                    f"UPDATE {table} AS t SET {touched}consent_version = v.version "
+                    "FROM unnest(%s::bigint[], %s::int[]) AS v(id, version) "
+                    "WHERE t.id = v.id",
+                    [
+                        *([now] if touch else []),
+                        [pk for pk, _ in chunk],
+                        [version for _, version in chunk],
+                    ],
                 )
             else:
+                values = ", ".join(["(%s, %s)"] * len(chunk))
+                params = [value for pair in chunk for value in pair]
                 cursor.execute(
                     f"WITH v(id, version) AS (VALUES {values}) UPDATE {table} SET "
-                    f"consent_version = (SELECT version FROM v WHERE v.id = "
-                    f"{table}.id), updated_at = %s "
-                    f"WHERE id IN (SELECT id FROM v)",
-                    [*params, now],
+                    f"{touched}consent_version = (SELECT version FROM v "
+                    f"WHERE v.id = {table}.id) WHERE id IN (SELECT id FROM v)",
+                    [*params, *([now] if touch else [])],
                 )
 
 
@@ -1142,7 +1152,7 @@ class PolicyApplyProgress:
 
 
 def policy_apply(
-    *, version_id: int, batch_size: int = 2000, max_batches: int | None = None
+    *, version_id: int, batch_size: int = 5000, max_batches: int | None = None
 ) -> PolicyApplyProgress:
     """Re-evaluate every track against policy version ``version_id``.
 
