@@ -33,7 +33,19 @@ ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "artifacts"
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
-    """Run browser tests after every other test, in each xdist worker too."""
+    """Run browser tests after every other test, in each xdist worker too, and
+    give each one the rows the migrations wrote.
+
+    A live-server test runs against committed data, so the database is
+    flushed after it (and after any other transactional test), which also
+    deletes what data migrations created, such as the shipped consent policy.
+    A serialized rollback reloads that content before each browser test.
+    """
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(
+                pytest.mark.django_db(transaction=True, serialized_rollback=True)
+            )
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.importer import detect_format, read_rows, text_stream
-from catalog.services import catalog_import
+from consent.services import catalog_import
 
 
 class Command(BaseCommand):
