@@ -21,3 +21,19 @@ class ProfileForm(forms.Form):
                 "The artist name cannot contain control characters."
             )
         return value
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(
+        label="Token name",
+        max_length=100,
+        help_text="What the token is for, e.g. “release script on my laptop”.",
+    )
+
+    def clean_name(self) -> str:
+        value = self.cleaned_data["name"].strip()
+        if any(unicodedata.category(ch) == "Cc" for ch in value):
+            raise forms.ValidationError(
+                "The token name cannot contain control characters."
+            )
+        return value

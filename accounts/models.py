@@ -77,3 +77,43 @@ class User(AbstractBaseUser, PermissionsMixin):
 def user_display(user: User) -> str:
     """How allauth names a user on its pages and e-mails."""
     return user.public_name
+
+
+class PersonalAccessToken(models.Model):
+    """A token an artist creates to call the API as themselves.
+
+    Sent as ``Authorization: Bearer rfn_…``. Only the SHA-256 of the token is
+    stored (a leaked table yields no usable token); the plaintext is shown
+    once, when it is created. ``token_prefix`` (its first 8 characters) lets
+    the artist tell tokens apart. A revoked token is kept, with ``revoked_at``
+    set, and is refused from then on. Every write is in ``accounts.services``.
+    """
+
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="access_tokens"
+    )
+    name = models.CharField(max_length=100)
+    token_prefix = models.CharField(max_length=8)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token_hash"], name="accounts_token_hash_uniq"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["user", "-created_at"], name="accounts_token_user_created"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -1,5 +1,9 @@
 """Every write to accounts goes through here."""
 
+import hashlib
+import secrets
+from datetime import timedelta
+
 from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress
 from allauth.account.utils import user_pk_to_url_str
@@ -10,8 +14,9 @@ from django.db import transaction
 from django.db.models.functions import Lower
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import PersonalAccessToken, User
 
 GROUP_AUDITORS = "auditors"
 GROUP_POLICY_ADMINS = "policy-admins"
@@ -138,3 +143,84 @@ def invitation_send(*, user: User) -> bool:
         recipient_list=[user.email],
     )
     return True
+
+
+# --- Personal access tokens ---------------------------------------------------
+
+TOKEN_PREFIX = "rfn_"
+# last_used_at is a hint for the artist ("used 3 days ago"), so it is written
+# at most once per this interval: a burst of API calls does not turn every
+# read into a write on the token's row.
+TOKEN_LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def token_digest(plaintext: str) -> str:
+    """The SHA-256 (hex) under which a token is stored and looked up."""
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, user: User, name: str) -> tuple[PersonalAccessToken, str]:
+    """Create a personal access token; return it with its plaintext.
+
+    The plaintext (``rfn_`` and 256 random bits) is returned once and never
+    stored: only its SHA-256 and its first 8 characters (for display) are.
+    ``name`` is required and at most 100 characters (the form checks it).
+    """
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise ValueError("A token name is 1 to 100 characters.")
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = PersonalAccessToken.objects.create(
+        user=user,
+        name=name,
+        token_prefix=plaintext[:8],
+        token_hash=token_digest(plaintext),
+    )
+    return token, plaintext
+
+
+@transaction.atomic
+def token_revoke(*, user: User, token_id: int) -> bool:
+    """Revoke one of the user's tokens; from the commit on it is refused.
+
+    Raises ``PersonalAccessToken.DoesNotExist`` for another user's or an
+    unknown token. Idempotent: revoking a revoked token returns False and
+    writes nothing.
+    """
+    token = PersonalAccessToken.objects.select_for_update().get(pk=token_id, user=user)
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    return True
+
+
+def token_authenticate(*, plaintext: str) -> User | None:
+    """The active user holding this unrevoked token, or None.
+
+    One indexed lookup by hash; records ``last_used_at`` at most once per
+    ``TOKEN_LAST_USED_RESOLUTION`` with a single UPDATE (autocommit, no lock
+    held past it). A token revoked while a request is running is refused from
+    the next request on.
+    """
+    if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
+        return None
+    token = (
+        PersonalAccessToken.objects.select_related("user")
+        .filter(
+            token_hash=token_digest(plaintext),
+            revoked_at__isnull=True,
+            user__is_active=True,
+        )
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if (
+        token.last_used_at is None
+        or now - token.last_used_at >= TOKEN_LAST_USED_RESOLUTION
+    ):
+        PersonalAccessToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user

@@ -5,7 +5,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["catalog_import.py", "catalog_list.py"]
+SCRIPTS = [
+    "catalog_import.py",
+    "catalog_list.py",
+    "consent_toggle.py",
+    "consent_bulk.py",
+    "consent_policy.py",
+]
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or SCRIPTS

@@ -3,6 +3,7 @@
 from ninja import NinjaAPI
 
 from catalog.api import router as catalog_router
+from consent.api import router as consent_router
 
 api = NinjaAPI(
     title="Refrain API",
@@ -11,3 +12,4 @@ api = NinjaAPI(
     urls_namespace="api-1",
 )
 api.add_router("", catalog_router)
+api.add_router("", consent_router)

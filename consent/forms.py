@@ -44,7 +44,10 @@ class TrackListForm(TrackFilterForm):
         return data
 
     def consent_filters(self) -> ConsentFilters:
-        data = self.cleaned_data if self.is_valid() else {}
+        # Like ``filters()``: drop only the invalid field (a state without a
+        # use must not also lose ``eligible``, nor a stale cursor every filter).
+        self.is_valid()
+        data = self.cleaned_data
         return ConsentFilters(
             use=data.get("use", ""),
             state=data.get("state", "") if data.get("use") else "",

@@ -303,3 +303,38 @@ class BulkJob(models.Model):
     @property
     def percent(self) -> int:
         return 100 if not self.total else min(100, self.processed * 100 // self.total)
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to an API write sent with an ``Idempotency-Key``.
+
+    A retry with the same key by the same user gets this answer back instead
+    of running again; the same key with another request (``fingerprint``
+    differs) is refused. The row is inserted in the same transaction as the
+    write it records, so the unique (user, key) constraint makes concurrent
+    requests with one key wait for the first and then replay it
+    (``consent.idempotency``). Rows older than a day may be purged or reused.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    key = models.CharField(max_length=255)
+    # sha256 of method, path and (canonical JSON) body.
+    fingerprint = models.CharField(max_length=64)
+    status = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "key"], name="consent_idempotency_user_key_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="consent_idempotency_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.key}: {self.status}"

@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.models import LicenseClass
@@ -223,9 +223,10 @@ def bulk_change(request: HttpRequest) -> HttpResponse:
     if job.status == job.Status.DONE:
         messages.success(request, _bulk_summary(job))
         return redirect(back)
+    # ``back`` carries the list's own query string: encode it whole.
     return redirect(
         f"{reverse('tracks:bulk_status', kwargs={'public_id': job.public_id})}"
-        f"?next={back}"
+        f"?{urlencode({'next': back})}"
     )
 
 

@@ -167,7 +167,9 @@ STORAGES = {
 }
 
 # --- Celery -----------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+# A hostname keeps kombu from warning on every publish; the folders below
+# are what the filesystem transport really uses.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     ensure_var_dirs("broker/queue", "broker/processed", "broker/control")

@@ -87,7 +87,7 @@ else:
             "LOCATION": f"refrain-test-{_WORKER}",
         }
     }
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost/"
     for _folder in ("queue", "processed", "control"):
         (TEST_TMP_DIR / "broker" / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
