@@ -107,10 +107,24 @@ def _id_condition(column: str, ids: list[int]) -> tuple[str, list]:
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
+# PostgreSQL, READ COMMITTED: a ``SELECT … FOR UPDATE`` that waited for another
+# transaction's lock returns the newest version of the locked row, but reads
+# every other table (the ledger head, the decision) as of the statement's
+# start, before the commit it waited for: a stale head breaks the hash chain,
+# a stale decision is logged as the wrong ``old_state``. This last column is
+# false when the locked row is newer than the statement's snapshot; the caller
+# then reads again, in a second statement that sees that commit (the lock is
+# already held, so it does not wait).
+_SNAPSHOT_IS_CURRENT = (
+    ", t.xmin = (SELECT s.xmin FROM catalog_track s WHERE s.id = t.id)"
+)
+
+
 def _lock_tracks(
     track_ids: Iterable[int], *, artist_id: int | None = None
 ) -> dict[int, LockedTrack]:
-    """Lock tracks in primary-key order and read their ledger heads (one query).
+    """Lock tracks in primary-key order and read their ledger heads (one query,
+    two if it had to wait for a concurrent writer of one of them).
 
     With ``artist_id``, tracks of other artists are left out (never locked).
     """
@@ -121,10 +135,12 @@ def _lock_tracks(
     if artist_id is not None:
         condition += " AND t.artist_id = %s"
         params.append(artist_id)
+    postgres = connection.vendor == "postgresql"
     sql = (
         "SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version, "
         "(SELECT l.entry_hash FROM consent_ledgerentry l WHERE l.track_id = t.id "
-        "AND l.consent_version = t.consent_version), t.isrc "
+        "AND l.consent_version = t.consent_version), t.isrc"
+        f"{_SNAPSHOT_IS_CURRENT if postgres else ''} "
         f"FROM catalog_track t WHERE {condition} ORDER BY t.id"
     )
     if connection.features.has_select_for_update_of:
@@ -132,6 +148,9 @@ def _lock_tracks(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+        if postgres and not all(row[7] for row in rows):
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
     return {
         row[0]: LockedTrack(*row[:5], head_hash=row[5] or GENESIS_HASH, isrc=row[6])
         for row in rows
@@ -407,7 +426,7 @@ SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version,
        t.isrc, tc.decision, tc.eligible,
        (SELECT d.decision FROM consent_artistdefault d
          WHERE d.artist_id = t.artist_id AND d.use = tc.use),
-       r.rule, v.number
+       r.rule, v.number{snapshot_is_current}
   FROM catalog_track t
   JOIN consent_trackconsent tc ON tc.track_id = t.id AND tc.use = %s
   JOIN consent_policyversion v
@@ -426,16 +445,25 @@ def _lock_for_set(*, track_id: int, use: str):
     Hand-written SQL because this is the hot path of every switch: compiling
     the equivalent ORM query with its subqueries cost more than running it.
     """
-    sql = _LOCK_FOR_SET_SQL
+    postgres = connection.vendor == "postgresql"
+    sql = _LOCK_FOR_SET_SQL.format(
+        snapshot_is_current=_SNAPSHOT_IS_CURRENT if postgres else ""
+    )
     if connection.features.has_select_for_update_of:
         sql += " FOR UPDATE OF t"
     with connection.cursor() as cursor:
         cursor.execute(sql, [use, track_id])
         row = cursor.fetchone()
+        # Read again if the lock was waited for (see ``_SNAPSHOT_IS_CURRENT``);
+        # also when no row came back: a concurrent change of the licence class
+        # fails the rule join on recheck and drops the row.
+        if postgres and (row is None or not row[12]):
+            cursor.execute(sql, [use, track_id])
+            row = cursor.fetchone()
     if row is None:
         return None
     (pk, public_id, artist_id, license_class, version, head, isrc, decision,
-     eligible, default, rule, policy_number) = row  # fmt: skip
+     eligible, default, rule, policy_number) = row[:12]  # fmt: skip
     locked = LockedTrack(
         pk, public_id, artist_id, license_class, version, head or GENESIS_HASH, isrc
     )
@@ -785,7 +813,10 @@ def trackconsent_create_missing(
             f"WHERE x.track_id = t.id AND x.use = u.use) {where}",
             params,
         )
-        created = max(cursor.rowcount, 0)  # SQLite reports -1 for WITH … INSERT
+        created = cursor.rowcount
+        if created < 0:  # SQLite reports -1 for WITH … INSERT; ask it instead
+            cursor.execute("SELECT changes()")
+            created = cursor.fetchone()[0]
     # Rows that the rules make eligible from the start (opt-out, or a default
     # of yes) are corrected and logged, so the ledger explains them.
     candidates = _tracks_that_may_start_eligible(track_ids)
