@@ -148,7 +148,9 @@ REFRAIN_STAFF_MFA_REQUIRED = env.bool("REFRAIN_STAFF_MFA_REQUIRED", default=True
 REFRAIN_STAFF_PATH_PREFIXES = ["/admin/", "/audit/"]
 
 # --- E-mail -----------------------------------------------------------------
-vars().update(env.email_url("EMAIL_URL", default=f"filemail://{VAR_DIR / 'mail'}"))
+# django-environ drops the first "/" of the path, hence four slashes for an
+# absolute folder.
+vars().update(env.email_url("EMAIL_URL", default=f"filemail:///{VAR_DIR / 'mail'}"))
 DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Refrain <no-reply@refrain.local>"
 )
