@@ -124,14 +124,20 @@ class DefaultsForm(forms.Form):
         for use in USE_ORDER:
             self.fields[use] = forms.ChoiceField(
                 label=USES[use].description,
-                choices=[(Decision.GRANTED, "Yes"), (Decision.DENIED, "No")],
+                choices=[
+                    (Decision.GRANTED, "Yes"),
+                    (Decision.DENIED, "No"),
+                    ("", "Not set (No until you choose)"),
+                ],
                 widget=forms.RadioSelect,
-                initial=defaults.get(use) or Decision.DENIED,
+                required=False,
+                initial=defaults.get(use) or "",
             )
         self.order_fields([*USE_ORDER, "apply_to_existing"])
 
     def defaults(self) -> dict[str, str]:
-        return {use: self.cleaned_data[use] for use in USE_ORDER}
+        """Per use: ``granted``, ``denied``, or ``""`` for "not set"."""
+        return {use: self.cleaned_data.get(use) or "" for use in USE_ORDER}
 
 
 class PolicyForm(forms.Form):

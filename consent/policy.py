@@ -81,7 +81,7 @@ RULE_WORDS = {
 
 def locked_reason(license_class: str, use: str) -> str:
     """Why a prohibited use is locked, in words an artist understands."""
-    name = USES[use].name.lower()
+    name = USES[use].name[:1].lower() + USES[use].name[1:]  # keeps "AI"
     if license_class == LicenseClass.LABEL:
         return f"Label-licensed: the platform does not allow {name} of this track"
     return f"The platform does not allow {name} of independent tracks"

@@ -131,6 +131,7 @@ class UseExplanation:
     rule: str
     rule_words: str
     why: str
+    description: str
 
 
 def explain(
@@ -148,7 +149,7 @@ def explain(
         )
     )
     if rule == Rule.PROHIBITED:
-        why = cell.reason + "."
+        why = f"Not eligible: {cell.reason}."
         rule_words = "Not allowed by the platform"
     elif rule == Rule.OPT_IN:
         rule_words = "Only with your yes (opt-in)"
@@ -164,4 +165,10 @@ def explain(
             if cell.eligible
             else f"Not eligible: {answer_words}."
         )
-    return UseExplanation(cell=cell, rule=rule, rule_words=rule_words, why=why)
+    return UseExplanation(
+        cell=cell,
+        rule=rule,
+        rule_words=rule_words,
+        why=why,
+        description=USES[cell.use].description,
+    )

@@ -1015,6 +1015,7 @@ class DefaultsOutcome:
     changed_uses: list[str] = field(default_factory=list)
     tracks_following: int = 0
     tracks_kept: int = 0
+    receipt: Receipt | None = None
 
 
 def defaults_set(
@@ -1041,12 +1042,12 @@ def defaults_set(
     for use, decision in defaults.items():
         if use not in USE_ORDER:
             raise ConsentError(f"“{use}” is not a use.")
-        if decision not in Decision.values:
-            raise ConsentError(f"“{decision}” is not granted or denied.")
+        if decision not in ("", *Decision.values):
+            raise ConsentError(f"“{decision}” is not granted, denied or not set.")
     changed = [
         use
         for use in USE_ORDER
-        if use in defaults and defaults[use] != previous.get(use)
+        if use in defaults and (defaults[use] or None) != previous.get(use)
     ]
     outcome.changed_uses = changed
     if not changed:
@@ -1074,11 +1075,14 @@ def defaults_set(
     with transaction.atomic():
         now = timezone.now()
         for use in changed:
-            ArtistDefault.objects.update_or_create(
-                artist=artist,
-                use=use,
-                defaults={"decision": defaults[use], "updated_at": now},
-            )
+            if defaults[use]:
+                ArtistDefault.objects.update_or_create(
+                    artist=artist,
+                    use=use,
+                    defaults={"decision": defaults[use], "updated_at": now},
+                )
+            else:
+                ArtistDefault.objects.filter(artist=artist, use=use).delete()
     if apply_to_existing:
         ids = sorted({track_id for track_id, _ in on_default})
         for start in range(0, len(ids), 2000):
@@ -1090,6 +1094,11 @@ def defaults_set(
                 request_id=request_id,
             )
             outcome.tracks_following += result.changed_rows
+    if outcome.tracks_kept or outcome.tracks_following:
+        # One receipt for every track this change of defaults touched.
+        outcome.receipt = receipt_for_request(
+            artist=artist, request_id=request_id, method=Source.WEB
+        )
     return outcome
 
 
@@ -1203,6 +1212,11 @@ def policy_apply(
     batches = 0
     while max_batches is None or batches < max_batches:
         if PolicyVersion.objects.filter(number__gt=version.number).exists():
+            # Superseded: the newer version's run re-evaluates every track.
+            PolicyVersion.objects.filter(pk=version.pk, applied_at__isnull=True).update(
+                applied_at=timezone.now()
+            )
+            progress.done = True
             return progress
         ids = list(
             Track.objects.filter(pk__gt=cursor)

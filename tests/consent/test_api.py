@@ -149,13 +149,13 @@ def test_the_list_shows_the_callers_tracks_with_their_consent(api, artist):
                 "consent": {
                     GENAI: _use(
                         locked=True,
-                        reason=reason.format("generative ai training"),
+                        reason=reason.format("generative AI training"),
                     ),
                     "ai-training": _use(
-                        locked=True, reason=reason.format("other ai training")
+                        locked=True, reason=reason.format("other AI training")
                     ),
                     "ai-inference": _use(
-                        locked=True, reason=reason.format("input to ai features")
+                        locked=True, reason=reason.format("input to AI features")
                     ),
                     "data-mining": _use(
                         locked=True, reason=reason.format("data mining")
@@ -605,7 +605,7 @@ def test_a_use_the_policy_locks_is_a_409_with_the_reason(api, artist, state):
     assert response.status_code == 409
     assert response.json() == {
         "detail": "The policy does not allow this use of this track.",
-        "reason": "Label-licensed: the platform does not allow generative ai "
+        "reason": "Label-licensed: the platform does not allow generative AI "
         "training of this track",
     }
     assert _written(track) == before

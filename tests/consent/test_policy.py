@@ -117,7 +117,7 @@ def test_policy_current_is_the_latest_version():
 
 def test_locked_reasons_in_words():
     assert locked_reason("label", "genai-training") == (
-        "Label-licensed: the platform does not allow generative ai training of "
+        "Label-licensed: the platform does not allow generative AI training of "
         "this track"
     )
     assert all_uses_locked_reason("label") == (

@@ -540,26 +540,24 @@ def test_the_track_page_says_why_each_use_is_or_is_not_eligible(
     response = signed_in.get(f"/tracks/{track.public_id}/")
 
     assert response.status_code == 200
-    whys = re.findall(
-        r'<p class="why"><strong>([^<]+)</strong> ([^<]+)</p>', response.text
-    )
+    whys = re.findall(r'<p class="why why-(yes|no)">([^<]+)</p>', response.text)
     assert whys == [
         (
-            "Eligible.",
+            "yes",
             "Eligible: you said yes for this track, and the policy allows it with "
             "your yes.",
         ),
         (
-            "Not eligible.",
+            "no",
             "Not eligible: the policy needs your yes, and you said no for this track.",
         ),
         (
-            "Not eligible.",
+            "no",
             "Not eligible: the policy needs your yes, and you have not said yes (no "
             "default set).",
         ),
         (
-            "Eligible.",
+            "yes",
             "Eligible: your default for this use is yes, and the policy allows it "
             "with your yes.",
         ),
