@@ -2,8 +2,8 @@
 
 from ninja import NinjaAPI
 
-from catalog.api import router as catalog_router
 from consent.api import router as consent_router
+from consent.platform_api import router as catalog_router
 
 api = NinjaAPI(
     title="Refrain API",

@@ -10,7 +10,7 @@ app_name = "tracks"
 
 urlpatterns = [
     path("", views.track_list, name="list"),
-    path("upload/", catalog_views.track_upload, name="upload"),
+    path("upload/", views.track_upload, name="upload"),
     path("bulk/", views.bulk_change, name="bulk"),
     path("bulk/<uuid:public_id>/", views.bulk_status, name="bulk_status"),
     path("<str:public_id>/", views.track_detail, name="detail"),

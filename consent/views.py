@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from catalog.forms import TrackUploadForm
 from catalog.models import LicenseClass
 from catalog.rows import track_rows
 from catalog.selectors import SORT_LABELS, track_for_owner, track_page_for_owner
@@ -315,6 +316,32 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
             ],
         },
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def track_upload(request: HttpRequest) -> HttpResponse:
+    """Upload audio files; the new tracks start on the artist's defaults."""
+    if request.method == "POST":
+        form = TrackUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            created = services.tracks_upload(
+                artist=request.user, uploads=form.cleaned_data["files"]
+            )
+            count = len(created)
+            messages.success(
+                request,
+                f"Uploaded {count} track{'s' if count != 1 else ''}. "
+                "Nothing is used for AI until you say yes.",
+            )
+            if count == 1:
+                return redirect(created[0])
+            return redirect("tracks:list")
+        status = 400
+    else:
+        form = TrackUploadForm()
+        status = 200
+    return render(request, "catalog/track_upload.html", {"form": form}, status=status)
 
 
 # --- Staff -------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Catalogue endpoints of the JSON API (platform token)."""
+"""The platform's catalogue endpoints of the JSON API (platform token).
+
+Lives in ``consent`` because an import also gives new tracks their consent
+rows and re-evaluates reclassified ones (``consent.services.catalog_import``)."""
 
 import hmac
 import io
@@ -9,7 +12,7 @@ from ninja import Router, Schema, Status
 from ninja.security import HttpBearer
 
 from catalog.importer import detect_format, read_rows, text_stream
-from catalog.services import catalog_import
+from consent.services import catalog_import
 
 
 class _RequestBody(io.RawIOBase):
