@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -38,14 +39,14 @@ def pytest_collection_modifyitems(items):
 
     A live-server test runs against committed data, so the database is
     flushed after it (and after any other transactional test), which also
-    deletes what data migrations created, such as the shipped consent policy.
-    A serialized rollback reloads that content before each browser test.
+    deletes what data migrations created, such as the shipped consent policy;
+    ``_shipped_policy`` puts it back. (A serialized rollback cannot: Playwright
+    runs an event loop in the test thread, so Django hands the test another
+    connection object, one without the serialized copy of the database.)
     """
     for item in items:
         if item.get_closest_marker("browser") is not None:
-            item.add_marker(
-                pytest.mark.django_db(transaction=True, serialized_rollback=True)
-            )
+            item.add_marker(pytest.mark.django_db(transaction=True))
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
 
 
@@ -90,3 +91,25 @@ def page(page):
     page.set_default_timeout(10_000)
     page.set_default_navigation_timeout(15_000)
     return page
+
+
+@pytest.fixture(autouse=True)
+def _shipped_policy(request):
+    """Reinstall policy v1 (the shipped rules) when a flush removed it."""
+    if request.node.get_closest_marker("browser") is None:
+        return
+    request.getfixturevalue("transactional_db")
+    from consent.models import PolicyRule, PolicyVersion
+    from consent.policy import SHIPPED_RULES
+
+    if PolicyVersion.objects.exists():
+        return
+    version = PolicyVersion.objects.create(
+        number=1, reason="Shipped policy", applied_at=timezone.now()
+    )
+    PolicyRule.objects.bulk_create(
+        [
+            PolicyRule(version=version, license_class=cls, use=use, rule=rule)
+            for (cls, use), rule in SHIPPED_RULES.items()
+        ]
+    )
