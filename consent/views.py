@@ -7,9 +7,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.forms import TrackUploadForm
@@ -26,7 +28,14 @@ from consent.forms import (
 )
 from consent.models import Rule, Source
 from consent.policy import RULE_WORDS, Policy, policy_current
-from consent.rows import consent_cell, consent_rows, explain
+from consent.rows import (
+    LOCK_ICON,
+    cell_html,
+    consent_cell,
+    consent_rows,
+    explain,
+    rows_html,
+)
 from consent.selectors import (
     bulk_job_for_owner,
     consents_for_tracks,
@@ -80,7 +89,9 @@ def track_list(request: HttpRequest) -> HttpResponse:
             "consent_filters": consent_filters,
             "is_filtered": filters.is_filtered or consent_filters.is_filtered,
             "page": page,
-            "rows": rows,
+            "rows_html": rows_html(
+                rows, next_url=request.get_full_path(), csrf_token=get_token(request)
+            ),
             "total": page.total,
             "sort_labels": SORT_LABELS,
             "uses": [USES[use] for use in USE_ORDER],
@@ -131,6 +142,7 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "history": history,
             "receipts": receipts_for_track(track=track)[:20],
             "use_names": {use: USES[use].name for use in USE_ORDER},
+            "lock_icon": mark_safe(LOCK_ICON),  # noqa: S308 - a constant
             "policy": policy,
         },
     )
@@ -180,10 +192,15 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
             request,
             "consent/_switch_cell.html",
             {
-                "cell": cell,
-                "consent_url": request.path,
-                "next_url": back,
-                "announce": True,
+                "cell_html": mark_safe(  # noqa: S308 - cell_html escapes every value
+                    cell_html(
+                        cell,
+                        consent_url=request.path,
+                        next_url=back,
+                        csrf_token=get_token(request),
+                        announce=True,
+                    )
+                )
             },
         )
     if result.changed:

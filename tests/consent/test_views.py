@@ -21,6 +21,7 @@ from consent.models import (
     TrackConsent,
 )
 from consent.policy import SHIPPED_RULES
+from consent.rows import LOCK_ICON
 from consent.services import (
     bulk_job_run,
     consent_set,
@@ -121,7 +122,9 @@ def test_label_tracks_show_locked_controls_with_the_reason(
     response = signed_in.get(LIST)
 
     assert _SWITCH.findall(response.text) == []
-    assert f'<span class="locked-reason">🔒 {LABEL_REASON}</span>' in response.text
+    assert f'<span class="locked-reason">{LOCK_ICON} {LABEL_REASON}</span>' in (
+        response.text
+    )
     for use, name in USE_NAMES.items():
         assert f'id="c-{track.public_id}-{use}"' in response.text
         assert (
