@@ -11,6 +11,7 @@ app_name = "tracks"
 urlpatterns = [
     path("", views.track_list, name="list"),
     path("upload/", views.track_upload, name="upload"),
+    path("switch/", views.consent_switch, name="switch"),
     path("bulk/", views.bulk_change, name="bulk"),
     path("bulk/<uuid:public_id>/", views.bulk_status, name="bulk_status"),
     path("<str:public_id>/", views.track_detail, name="detail"),

@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -89,9 +88,7 @@ def track_list(request: HttpRequest) -> HttpResponse:
             "consent_filters": consent_filters,
             "is_filtered": filters.is_filtered or consent_filters.is_filtered,
             "page": page,
-            "rows_html": rows_html(
-                rows, next_url=request.get_full_path(), csrf_token=get_token(request)
-            ),
+            "rows_html": rows_html(rows),
             "total": page.total,
             "sort_labels": SORT_LABELS,
             "uses": [USES[use] for use in USE_ORDER],
@@ -151,18 +148,43 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
-    """Set one use of one track. HTMX gets the updated control back; a plain
-    form post is redirected to where it came from."""
+    """Set one use of one track (the track page's forms). HTMX gets the updated
+    control back; a plain form post is redirected to where it came from."""
     track = track_for_owner(owner=request.user, public_id=public_id)
     form = ConsentSetForm(request.POST)
     back = _safe_next(request, track.get_absolute_url())
     if not form.is_valid():
-        message = "That change was not understood; nothing was changed."
-        if request.htmx:
-            return HttpResponseBadRequest(message)
-        messages.error(request, message)
-        return redirect(back)
-    use, state = form.cleaned_data["use"], form.cleaned_data["state"]
+        return _not_understood(request, back)
+    return _switch(
+        request, track, form.cleaned_data["use"], form.cleaned_data["state"], back
+    )
+
+
+@login_required
+@require_POST
+def consent_switch(request: HttpRequest) -> HttpResponse:
+    """A switch of the track list: ``set`` is ``<public id>|<use>|<state>``."""
+    back = _safe_next(request, reverse("tracks:list"))
+    public_id, _, rest = request.POST.get("set", "").partition("|")
+    track = track_for_owner(owner=request.user, public_id=public_id)
+    use, _, state = rest.partition("|")
+    form = ConsentSetForm({"use": use, "state": state})
+    if not form.is_valid():
+        return _not_understood(request, back)
+    return _switch(
+        request, track, form.cleaned_data["use"], form.cleaned_data["state"], back
+    )
+
+
+def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
+    message = "That change was not understood; nothing was changed."
+    if request.htmx:
+        return HttpResponseBadRequest(message)
+    messages.error(request, message)
+    return redirect(back)
+
+
+def _switch(request: HttpRequest, track, use: str, state: str, back: str):
     try:
         result = services.consent_set(
             track=track,
@@ -188,20 +210,16 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
             default=result.default,
             policy=Policy(number=0, rules={(track.license_class, use): result.rule}),
         )
+        html = cell_html(
+            cell,
+            public_id=track.public_id,
+            switch_url=reverse("tracks:switch"),
+            announce=True,
+        )
         return render(
             request,
             "consent/_switch_cell.html",
-            {
-                "cell_html": mark_safe(  # noqa: S308 - cell_html escapes every value
-                    cell_html(
-                        cell,
-                        consent_url=request.path,
-                        next_url=back,
-                        csrf_token=get_token(request),
-                        announce=True,
-                    )
-                )
-            },
+            {"cell_html": mark_safe(html)},  # noqa: S308 - cell_html escapes all
         )
     if result.changed:
         word = {"granted": "Yes", "denied": "No", "default": "your default"}[state]

@@ -52,7 +52,8 @@ LIST_QUERIES = 7
 
 _SELECT = re.compile(r'id="sel-([A-Za-z0-9_-]+)"')
 _SWITCH = re.compile(
-    r'<button type="submit" name="state" value="(\w+)" role="switch" '
+    r'<button type="submit" form="switch-form" name="set" '
+    r'value="[^|"]+\|[^|"]+\|(\w+)" [^>]*?role="switch" '
     r'aria-checked="(true|false)" aria-label="([^"]+)"'
 )
 _HISTORY_VERSION = re.compile(r'<td class="mono" title="SHA-256 [0-9a-f]{64}">#(\d+) ')
@@ -133,6 +134,64 @@ def test_label_tracks_show_locked_controls_with_the_reason(
         )
     assert response.text.count("Not allowed</span>") == 4
     assert f'action="{consent_url(track)}"' not in response.text
+
+
+def test_a_list_switch_without_javascript_saves_and_redirects_back(
+    signed_in, artist, make_track
+):
+    # given the list's switch form (no HTMX): the clicked button posts ``set``
+    track = make_track(artist=artist, title="Night Drive")
+
+    response = signed_in.post(
+        "/tracks/switch/",
+        {"set": f"{track.public_id}|{GENAI}|granted", "next": f"{LIST}?sort=title"},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{LIST}?sort=title"
+    assert consent_of(track, GENAI) == ("granted", True)
+
+
+def test_a_list_switch_with_htmx_returns_the_cell(signed_in, artist, make_track):
+    track = make_track(artist=artist, title="Night Drive")
+
+    response = signed_in.post(
+        "/tracks/switch/",
+        {"set": f"{track.public_id}|{GENAI}|granted"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    assert response.text.startswith(f'<td id="c-{track.public_id}-{GENAI}"')
+    assert _SWITCH.findall(response.text) == [
+        ("denied", "true", "Generative AI training for “Night Drive”")
+    ]
+
+
+@pytest.mark.parametrize(
+    "value", ["", "nonsense", "{pid}|face-scan|granted", "{pid}|genai-training|maybe"]
+)
+def test_a_malformed_list_switch_changes_nothing(signed_in, artist, make_track, value):
+    track = make_track(artist=artist)
+
+    response = signed_in.post(
+        "/tracks/switch/", {"set": value.format(pid=track.public_id)}
+    )
+
+    assert response.status_code in (302, 404)
+    assert LedgerEntry.objects.count() == 0
+    assert consent_of(track, GENAI) == ("", False)
+
+
+def test_a_list_switch_on_another_artists_track_is_a_404(signed_in, make_track):
+    other_track = make_track(artist=UserFactory())
+
+    response = signed_in.post(
+        "/tracks/switch/", {"set": f"{other_track.public_id}|{GENAI}|granted"}
+    )
+
+    assert response.status_code == 404
+    assert LedgerEntry.objects.count() == 0
 
 
 def test_an_htmx_switch_returns_the_cell_and_saves(signed_in, artist, make_track):
@@ -575,7 +634,9 @@ def test_the_track_page_of_a_label_track_shows_the_lock(signed_in, artist, make_
 
     response = signed_in.get(f"/tracks/{track.public_id}/")
 
-    assert response.text.count('<p class="locked-reason">🔒 Label-licensed') == 4
+    assert (
+        response.text.count(f'<p class="locked-reason">{LOCK_ICON} Label-licensed') == 4
+    )
     assert (
         response.text.count("Policy for this track: Not allowed by the platform.") == 4
     )
