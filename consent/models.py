@@ -140,7 +140,10 @@ class TrackConsent(models.Model):
     track's, for per-artist filters and per-class audit counts.
     """
 
-    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="consents")
+    # No single-column index: the unique (track, use) constraint leads with it.
+    track = models.ForeignKey(
+        Track, on_delete=models.CASCADE, related_name="consents", db_index=False
+    )
     use = models.CharField(max_length=32, choices=Use.choices)
     decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
     eligible = models.BooleanField(default=False)
@@ -172,6 +175,10 @@ class TrackConsent(models.Model):
                 fields=["license_class", "use", "eligible"],
                 name="consent_tc_class_eligible",
             ),
+            # The list's version (``track_list_version``): the latest change.
+            models.Index(
+                fields=["artist", "-updated_at"], name="consent_tc_artist_changed"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -186,7 +193,10 @@ class LedgerEntry(models.Model):
     refuses UPDATE and DELETE (triggers created by migration).
     """
 
-    track = models.ForeignKey(Track, on_delete=models.PROTECT, related_name="ledger")
+    # No single-column index: the unique (track, version) constraint leads with it.
+    track = models.ForeignKey(
+        Track, on_delete=models.PROTECT, related_name="ledger", db_index=False
+    )
     consent_version = models.PositiveIntegerField()
     use = models.CharField(max_length=32, choices=Use.choices)
     old_state = models.CharField(max_length=8, choices=State.choices)

@@ -5,6 +5,7 @@ an artist reads: what they said, whether the default applies, whether the
 track is eligible and why a control is locked.
 """
 
+import hashlib
 from dataclasses import dataclass
 from html import escape
 
@@ -264,3 +265,87 @@ def rows_html(rows: list[ConsentRow]) -> str:
     return mark_safe(  # noqa: S308 - every value above is escaped
         "".join(row_html(row, switch_url=switch_url) for row in rows)
     )
+
+
+# --- The list page, cached -------------------------------------------------------
+
+
+@dataclass
+class ListPage:
+    rows_html: str
+    total: int
+    sort: str
+    next_cursor: str | None
+    previous_cursor: str | None
+    is_first: bool
+    cached: bool = False
+
+    @property
+    def sort_label(self) -> str:
+        from catalog.selectors import SORT_LABELS
+
+        return SORT_LABELS[self.sort]
+
+
+LIST_CACHE_SECONDS = 300
+
+
+def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage:
+    """One page of the artist's list with its controls, cached per version.
+
+    The key holds everything the page depends on: the artist, the list's
+    version (``track_list_version``), the policy version, the artist's
+    defaults, the filters and the cursor. Reading the key costs three small
+    queries; building a page costs three more plus the HTML.
+    """
+    from django.core.cache import cache
+
+    from catalog.rows import track_rows
+    from catalog.selectors import track_page_for_owner
+    from consent.policy import policy_current
+    from consent.selectors import (
+        consents_for_tracks,
+        defaults_for_artist,
+        track_list_version,
+    )
+
+    policy = policy_current()
+    defaults = defaults_for_artist(artist=owner)
+    version = track_list_version(owner=owner)
+    raw_key = repr(
+        (
+            owner.pk,
+            version,
+            policy.number,
+            sorted(policy.rules.items()),
+            sorted(defaults.items()),
+            filters,
+            consent_filters,
+            cursor,
+        )
+    )
+    key = "tracklist:" + hashlib.sha256(raw_key.encode()).hexdigest()
+    found = cache.get(key)
+    if found is not None:
+        return ListPage(**found, cached=True)
+    page = track_page_for_owner(
+        owner=owner, filters=filters, cursor=cursor, extra=consent_filters.as_q()
+    )
+    states = consents_for_tracks(track_ids=[t.pk for t in page.tracks])
+    rows = consent_rows(
+        track_rows=track_rows(page.tracks),
+        license_classes={t.public_id: t.license_class for t in page.tracks},
+        states={t.public_id: states.get(t.pk, {}) for t in page.tracks},
+        defaults=defaults,
+        policy=policy,
+    )
+    built = {
+        "rows_html": str(rows_html(rows)),
+        "total": page.total,
+        "sort": page.sort,
+        "next_cursor": page.next_cursor,
+        "previous_cursor": page.previous_cursor,
+        "is_first": page.is_first,
+    }
+    cache.set(key, built, LIST_CACHE_SECONDS)
+    return ListPage(**built)

@@ -92,3 +92,26 @@ def bulk_job_for_owner(*, owner: User, public_id) -> BulkJob:
 
 def tracks_on_default_count(*, artist: User, use: str) -> int:
     return TrackConsent.objects.filter(artist=artist, use=use, decision="").count()
+
+
+def track_list_version(*, owner: User) -> tuple:
+    """What the artist's track list shows, summarised in one query: the last
+    change of any track, the last change of any consent row, the track count.
+
+    Every write that changes a row of the list moves one of these (tracks'
+    ``updated_at``, consent rows' ``updated_at``, the kept counts), so a page
+    cached under this version is never served after such a write commits.
+    """
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT MAX(updated_at) FROM catalog_track WHERE artist_id = %s),"
+            " (SELECT MAX(updated_at) FROM consent_trackconsent WHERE artist_id = %s),"
+            " (SELECT SUM(track_count) FROM catalog_artistcatalogstats"
+            " WHERE artist_id = %s)",
+            [owner.pk, owner.pk, owner.pk],
+        )
+        latest_track, latest_consent, total = cursor.fetchone()
+    # SQLite returns text, PostgreSQL datetimes; the key only needs equality.
+    return (str(latest_track), str(latest_consent), int(total or 0))

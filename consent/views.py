@@ -15,8 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from catalog.forms import TrackUploadForm
 from catalog.models import LicenseClass
-from catalog.rows import track_rows
-from catalog.selectors import SORT_LABELS, track_for_owner, track_page_for_owner
+from catalog.selectors import SORT_LABELS, track_for_owner
 from consent import services
 from consent.forms import (
     BulkChangeForm,
@@ -31,9 +30,8 @@ from consent.rows import (
     LOCK_ICON,
     cell_html,
     consent_cell,
-    consent_rows,
     explain,
-    rows_html,
+    track_list_page,
 )
 from consent.selectors import (
     bulk_job_for_owner,
@@ -62,20 +60,12 @@ def track_list(request: HttpRequest) -> HttpResponse:
     form = TrackListForm(request.GET)
     filters = form.filters()
     consent_filters = form.consent_filters()
-    page = track_page_for_owner(
+    # filters() validated the form; an invalid field is dropped, not the page.
+    page = track_list_page(
         owner=request.user,
         filters=filters,
-        cursor=form.cleaned_data.get("cursor", "") if form.is_valid() else "",
-        extra=consent_filters.as_q(),
-    )
-    policy = policy_current()
-    states = consents_for_tracks(track_ids=[t.pk for t in page.tracks])
-    rows = consent_rows(
-        track_rows=track_rows(page.tracks),
-        license_classes={t.public_id: t.license_class for t in page.tracks},
-        states={t.public_id: states.get(t.pk, {}) for t in page.tracks},
-        defaults=defaults_for_artist(artist=request.user),
-        policy=policy,
+        consent_filters=consent_filters,
+        cursor=form.cleaned_data.get("cursor") or "",
     )
     query = request.GET.copy()
     query.pop("cursor", None)
@@ -88,7 +78,7 @@ def track_list(request: HttpRequest) -> HttpResponse:
             "consent_filters": consent_filters,
             "is_filtered": filters.is_filtered or consent_filters.is_filtered,
             "page": page,
-            "rows_html": rows_html(rows),
+            "rows_html": mark_safe(page.rows_html),  # noqa: S308 - built escaped
             "total": page.total,
             "sort_labels": SORT_LABELS,
             "uses": [USES[use] for use in USE_ORDER],

@@ -45,10 +45,12 @@ USE_NAMES = {
     MINING: "Data mining",
 }
 LABEL_REASON = "Label-licensed: the platform does not allow AI training of this track"
-# The session, the user, the page of tracks, its total, the policy, the
-# consent rows of the page's tracks and the artist's defaults: the same
-# whatever the number of tracks.
-LIST_QUERIES = 7
+# The session, the user, the policy, the artist's defaults, the list's version
+# (the cached page's key), and when the page is not cached: the page of tracks,
+# its total and the consent rows of the page's tracks. The same whatever the
+# number of tracks; a cached page costs the first five only.
+LIST_QUERIES = 8
+CACHED_LIST_QUERIES = 5
 
 _SELECT = re.compile(r'id="sel-([A-Za-z0-9_-]+)"')
 _SWITCH = re.compile(
@@ -432,6 +434,27 @@ def test_the_list_costs_the_same_queries_at_any_size(
 
     assert len(listed(response)) == min(count, 50)
     assert len(_SWITCH.findall(response.text)) == 4 * min(count, 50)
+
+    # the same page again comes from the cache, identical
+    with django_assert_num_queries(CACHED_LIST_QUERIES):
+        again = signed_in.get(LIST)
+    assert listed(again) == listed(response)
+
+
+def test_a_cached_list_is_never_served_after_a_change(signed_in, artist, make_track):
+    # given a list page that is cached
+    track = make_track(artist=artist, title="Night Drive")
+    assert _SWITCH.findall(signed_in.get(LIST).text)[0][1] == "false"
+
+    # when a switch changes, a default changes, or the policy changes
+    signed_in.post("/tracks/switch/", {"set": f"{track.public_id}|{GENAI}|granted"})
+    after_switch = _SWITCH.findall(signed_in.get(LIST).text)
+    ArtistDefault.objects.create(artist=artist, use=MINING, decision="granted")
+    after_default = signed_in.get(LIST).text
+
+    # then every read shows the new state
+    assert after_switch[0][1] == "true"
+    assert "Yes (default)" in after_default
 
 
 @pytest.mark.parametrize("count", [10, 200])
