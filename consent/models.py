@@ -175,7 +175,7 @@ class TrackConsent(models.Model):
                 fields=["license_class", "use", "eligible"],
                 name="consent_tc_class_eligible",
             ),
-            # The list's version (``track_list_version``): the latest change.
+            # The list's version (``selectors.list_state``): the latest change.
             models.Index(
                 fields=["artist", "-updated_at"], name="consent_tc_artist_changed"
             ),

@@ -294,24 +294,17 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
     """One page of the artist's list with its controls, cached per version.
 
     The key holds everything the page depends on: the artist, the list's
-    version (``track_list_version``), the policy version, the artist's
-    defaults, the filters and the cursor. Reading the key costs three small
-    queries; building a page costs three more plus the HTML.
+    version (``list_state``), the policy version, the artist's
+    defaults, the filters and the cursor. Reading the key costs one query
+    (``list_state``); building a page costs three more plus the HTML.
     """
     from django.core.cache import cache
 
     from catalog.rows import track_rows
     from catalog.selectors import track_page_for_owner
-    from consent.policy import policy_current
-    from consent.selectors import (
-        consents_for_tracks,
-        defaults_for_artist,
-        track_list_version,
-    )
+    from consent.selectors import consents_for_tracks, list_state
 
-    policy = policy_current()
-    defaults = defaults_for_artist(artist=owner)
-    version = track_list_version(owner=owner)
+    policy, defaults, version = list_state(owner=owner)
     raw_key = repr(
         (
             owner.pk,

@@ -94,24 +94,46 @@ def tracks_on_default_count(*, artist: User, use: str) -> int:
     return TrackConsent.objects.filter(artist=artist, use=use, decision="").count()
 
 
-def track_list_version(*, owner: User) -> tuple:
-    """What the artist's track list shows, summarised in one query: the last
-    change of any track, the last change of any consent row, the track count.
+def list_state(*, owner: User):
+    """The policy, the artist's defaults and the list's version, in one query
+    (the track list needs all three on every request, cached or not).
 
-    Every write that changes a row of the list moves one of these (tracks'
-    ``updated_at``, consent rows' ``updated_at``, the kept counts), so a page
-    cached under this version is never served after such a write commits.
+    The version is the last change of any of the artist's tracks, the last
+    change of any of their consent rows and their track count: every write
+    that changes a row of the list moves one of these, so a page cached under
+    this version is never served after such a write commits.
     """
     from django.db import connection
 
+    from consent.policy import Policy
+
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT (SELECT MAX(updated_at) FROM catalog_track WHERE artist_id = %s),"
-            " (SELECT MAX(updated_at) FROM consent_trackconsent WHERE artist_id = %s),"
-            " (SELECT SUM(track_count) FROM catalog_artistcatalogstats"
-            " WHERE artist_id = %s)",
-            [owner.pk, owner.pk, owner.pk],
+            "SELECT 'rule', r.license_class, r.use, r.rule, v.number "
+            "FROM consent_policyrule r "
+            "JOIN consent_policyversion v ON v.id = r.version_id "
+            "WHERE v.number = (SELECT MAX(number) FROM consent_policyversion) "
+            "UNION ALL SELECT 'default', NULL, d.use, d.decision, NULL "
+            "FROM consent_artistdefault d WHERE d.artist_id = %s "
+            "UNION ALL SELECT 'version', "
+            "CAST((SELECT MAX(updated_at) FROM catalog_track "
+            "WHERE artist_id = %s) AS TEXT), "
+            "CAST((SELECT MAX(updated_at) FROM consent_trackconsent "
+            "WHERE artist_id = %s) AS TEXT), "
+            "CAST((SELECT SUM(track_count) FROM catalog_artistcatalogstats "
+            "WHERE artist_id = %s) AS TEXT), NULL",
+            [owner.pk] * 4,
         )
-        latest_track, latest_consent, total = cursor.fetchone()
-    # SQLite returns text, PostgreSQL datetimes; the key only needs equality.
-    return (str(latest_track), str(latest_consent), int(total or 0))
+        rows = cursor.fetchall()
+    rules, defaults, number, version = {}, dict.fromkeys(USE_ORDER), None, ()
+    for kind, a, b, c, d in rows:
+        if kind == "rule":
+            rules[(a, b)] = c
+            number = d
+        elif kind == "default":
+            defaults[b] = c
+        else:
+            version = (a, b, c)
+    if number is None:
+        raise RuntimeError("no policy version: run migrations")
+    return Policy(number=number, rules=rules), defaults, version
