@@ -28,6 +28,8 @@ LEAKED_VARIABLES = ("DJANGO_ALLOW_ASYNC_UNSAFE",)
 # relative to the working directory, i.e. inside the checkout.
 KOMBU_DEFAULT_FOLDERS = ("control", "data_in", "data_out", "processed")
 COMMAND_TIMEOUT = 120
+# seed_demo makes 8 decisions for indie@example.com, each with a receipt.
+DEMO_RECEIPTS = 8
 PING_TIMEOUT = 60
 STOP_TIMEOUT = 15
 DEMO_ACCOUNTS = 4  # indie, signed, auditor, admin: see `make run`
@@ -153,6 +155,18 @@ def test_migrate_seed_and_worker_run_on_embedded_defaults(
         assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         users = database.execute("SELECT count(*) FROM accounts_user").fetchone()
     assert users == (DEMO_ACCOUNTS,)
+
+    # and the consent receipts the demo's decisions queued were e-mailed by the
+    # worker into var/mail/ (the embedded e-mail backend)
+    mail_dir = var_dir / "mail"
+    deadline = time.monotonic() + PING_TIMEOUT
+    while len(list(mail_dir.glob("*.log"))) < DEMO_RECEIPTS:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    mails = sorted(mail_dir.glob("*.log"))
+    assert len(mails) >= DEMO_RECEIPTS, log_path.read_text(errors="replace")
+    assert "Your consent receipt" in mails[0].read_text()
 
     # and the broker keeps all of its state under var/, none in the checkout
     assert (var_dir / "broker" / "control" / "celery.exchange").is_file()
