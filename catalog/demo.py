@@ -109,6 +109,7 @@ class BulkResult:
     artists: int
     tracks: int
     seconds: float
+    artist_ids: list[int]
 
 
 def _base36(value: int, width: int) -> str:
@@ -247,4 +248,5 @@ def catalog_bulk_generate(
         artists=artists,
         tracks=artists * tracks_per_artist,
         seconds=time.monotonic() - started,
+        artist_ids=artist_ids,
     )

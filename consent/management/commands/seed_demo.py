@@ -7,7 +7,7 @@ from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS, user_ensure_v
 from catalog.demo import catalog_bulk_generate, demo_isrc, demo_rows
 from catalog.models import LicenseClass, Track
 from consent.models import Decision, Source
-from consent.services import catalog_import, consent_set, trackconsent_create_missing
+from consent.services import catalog_import, consent_set, trackconsent_bulk_load
 from consent.uses import Use
 
 DEMO_PASSWORD = "refrain-demo"
@@ -108,7 +108,7 @@ class Command(BaseCommand):
                 f"in {result.seconds:.1f}s"
             )
             started = time.monotonic()
-            trackconsent_create_missing(track_ids=None, source=Source.IMPORT)
+            trackconsent_bulk_load(artist_ids=result.artist_ids)
             self.stdout.write(
                 f"consent rows for every track in {time.monotonic() - started:.1f}s"
             )
