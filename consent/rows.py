@@ -216,7 +216,8 @@ def cell_html(
     else:
         value = e(switch_value(public_id, cell.use, cell.next_state))
         inner = (
-            f'<button type="submit" form="{SWITCH_FORM_ID}" name="set" '
+            f'<button type="submit" id="s-{e(public_id)}-{cell.use}" '
+            f'form="{SWITCH_FORM_ID}" name="set" '
             f'value="{value}" hx-post="{switch_url}" hx-target="#{cell.cell_id}" '
             f'hx-swap="outerHTML" role="switch" '
             f'aria-checked="{"true" if cell.says_yes else "false"}" '

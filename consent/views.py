@@ -256,12 +256,19 @@ def bulk_change(request: HttpRequest) -> HttpResponse:
     )
 
 
+STATE_WORDS = {"granted": "Yes", "denied": "No", "default": "my default"}
+
+
+def _tracks(count: int) -> str:
+    return f"{count} track{'' if count == 1 else 's'}"
+
+
 def _bulk_summary(job) -> str:
     name = USES[job.use].name
-    parts = [f"{job.changed} changed", f"{job.unchanged} already set"]
+    parts = [f"{_tracks(job.changed)} changed", f"{job.unchanged} already set"]
     if job.locked:
         parts.append(f"{job.locked} locked by the policy")
-    return f"{name}: {', '.join(parts)}."
+    return f"{name} set to {STATE_WORDS[job.state]}: {', '.join(parts)}."
 
 
 @login_required
@@ -312,9 +319,9 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
                     request,
                     "Your defaults were saved. "
                     + (
-                        f"{outcome.tracks_following} track answer(s) changed with them."
+                        f"{_tracks(outcome.tracks_following)} changed with them."
                         if form.cleaned_data["apply_to_existing"]
-                        else f"{outcome.tracks_kept} track(s) kept their answer."
+                        else f"{_tracks(outcome.tracks_kept)} kept their answer."
                     ),
                 )
             else:

@@ -255,7 +255,7 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
 
     # then they are told how many changed (3 demo tracks had said yes already)
     expect(_status(page)).to_contain_text(
-        f"{USES[Use.AI_TRAINING].name}: 37 changed, 3 already set."
+        f"{USES[Use.AI_TRAINING].name} set to Yes: 37 tracks changed, 3 already set."
     )
     expect(_switch(page, Use.AI_TRAINING, title)).to_have_attribute(
         "aria-checked", "true"
@@ -283,7 +283,7 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
     bulk_job_run(job_id=job.pk)
     expect(page.get_by_text("Done: 40 of 40")).to_be_visible()
     expect(
-        page.get_by_text(f"{USES[Use.AI_INFERENCE].name}: 40 changed")
+        page.get_by_text(f"{USES[Use.AI_INFERENCE].name} set to No: 40 tracks changed")
     ).to_be_visible()
     expect(page.get_by_role("link", name="Download the receipt")).to_be_visible()
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"

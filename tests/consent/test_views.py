@@ -54,7 +54,7 @@ CACHED_LIST_QUERIES = 3
 
 _SELECT = re.compile(r'id="sel-([A-Za-z0-9_-]+)"')
 _SWITCH = re.compile(
-    r'<button type="submit" form="switch-form" name="set" '
+    r'<button type="submit" id="s-[^"]+" form="switch-form" name="set" '
     r'value="[^|"]+\|[^|"]+\|(\w+)" [^>]*?role="switch" '
     r'aria-checked="(true|false)" aria-label="([^"]+)"'
 )
@@ -492,7 +492,8 @@ def test_bulk_change_of_selected_tracks(signed_in, artist, make_track):
     assert response.status_code == 302
     assert response["Location"] == LIST
     assert messages_of(response) == [
-        "Data mining: 2 changed, 0 already set, 1 locked by the policy."
+        "Data mining set to Yes: 2 tracks changed, 0 already set, 1 locked by the "
+        "policy."
     ]
     for track in mine:
         assert consent_of(track, MINING) == ("granted", True)
@@ -515,7 +516,8 @@ def test_bulk_change_of_all_that_match(signed_in, artist, filtered):
 
     assert response.status_code == 302
     assert messages_of(response) == [
-        "Other AI training: 1 changed, 0 already set, 1 locked by the policy."
+        "Other AI training set to Yes: 1 track changed, 0 already set, 1 locked by "
+        "the policy."
     ]
     assert consent_of(filtered["silent"], TRAINING) == ("granted", True)
     assert consent_of(filtered["denied"], TRAINING) == ("denied", False)
@@ -587,7 +589,7 @@ def test_a_large_bulk_change_shows_progress_until_done(
     assert "hx-trigger" not in done.text
     assert "Done: 3 of 3" in done.text
     assert '<progress id="bulk-bar" max="3" value="3">100%</progress>' in done.text
-    assert "Data mining: 3 changed, 0 already set." in done.text
+    assert "Data mining set to Yes: 3 tracks changed, 0 already set." in done.text
     job.refresh_from_db()
     assert f'href="/receipts/{job.receipt.public_id}.json"' in done.text
     for track in tracks:
@@ -756,7 +758,7 @@ def test_the_settings_page_shows_the_defaults_and_tracks_on_default(
 
     assert response.status_code == 200
     assert response.text.count("2 of your tracks are on default for this.") == 3
-    assert response.text.count("1 of your tracks are on default for this.") == 1
+    assert response.text.count("1 of your tracks is on default for this.") == 1
 
 
 def _defaults_form(**overrides) -> dict:
@@ -777,7 +779,7 @@ def test_saving_defaults_applied_to_tracks_on_default(signed_in, artist, make_tr
     assert response.status_code == 302
     assert response["Location"] == "/settings/consent/"
     assert messages_of(response) == [
-        "Your defaults were saved. 1 track answer(s) changed with them."
+        "Your defaults were saved. 1 track changed with them."
     ]
     assert dict(
         ArtistDefault.objects.filter(artist=artist).values_list("use", "decision")
@@ -799,7 +801,7 @@ def test_saving_defaults_for_new_tracks_only(signed_in, artist, make_track):
     )
 
     assert messages_of(response) == [
-        "Your defaults were saved. 1 track(s) kept their answer."
+        "Your defaults were saved. 1 track kept their answer."
     ]
     assert consent_of(on_default, TRAINING) == ("denied", False)
     assert consent_of(make_track(artist=artist), TRAINING) == ("", True)
