@@ -227,6 +227,13 @@ class LedgerEntry(models.Model):
         ]
         indexes = [
             models.Index(fields=["created_at"], name="consent_ledger_created"),
+            # A bulk change's or policy run's rows, for its one receipt or
+            # summary (most rows of single changes have no request id).
+            models.Index(
+                fields=["request_id"],
+                condition=~models.Q(request_id=""),
+                name="consent_ledger_request",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -389,14 +389,20 @@ def _receipt_create(
         receipt=receipt, entries=entries, tracks=tracks, method=method, policy=policy
     )
     receipt.save()
+    track_ids = sorted({entry.track_id for entry in entries})
     through = Receipt.tracks.through
-    through.objects.bulk_create(
-        [
-            through(receipt_id=receipt.pk, track_id=track_id)
-            for track_id in sorted({entry.track_id for entry in entries})
-        ],
-        batch_size=5000,
-    )
+    if connection.vendor == "postgresql" and len(track_ids) > 1:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {through._meta.db_table} (receipt_id, track_id) "
+                "SELECT %s, unnest(%s::bigint[])",
+                [receipt.pk, track_ids],
+            )
+    else:
+        through.objects.bulk_create(
+            [through(receipt_id=receipt.pk, track_id=pk) for pk in track_ids],
+            batch_size=5000,
+        )
     if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
         from consent.tasks import send_receipt as send_receipt_task
 
@@ -1461,7 +1467,11 @@ def bulk_job_run(*, job_id: int, actor: User | None = None, chunk: int = 2000) -
         return
     actor = actor or job.artist
     BulkJob.objects.filter(pk=job.pk).update(status=BulkJob.Status.RUNNING)
-    policy = policy_current()
+    # A run that starts from the beginning keeps what it wrote for the
+    # receipt; a resumed one reads its ledger rows back instead.
+    fresh = job.cursor == 0
+    written: list = []
+    written_tracks: dict[int, LockedTrack] = {}
     try:
         while True:
             if job.track_ids:
@@ -1486,7 +1496,6 @@ def bulk_job_run(*, job_id: int, actor: User | None = None, chunk: int = 2000) -
                     actor=actor,
                     source=Source.BULK,
                     request_id=job.request_id,
-                    policy=policy,
                 )
                 job.cursor = ids[-1]
                 job.processed += len(ids)
@@ -1502,9 +1511,23 @@ def bulk_job_run(*, job_id: int, actor: User | None = None, chunk: int = 2000) -
                         "locked",
                     ]
                 )
-        receipt = receipt_for_request(
-            artist=job.artist, request_id=job.request_id, method=Source.BULK
-        )
+            if fresh:
+                written.extend(outcome.entries)
+                written_tracks.update(outcome.tracks)
+        if fresh and written:
+            with transaction.atomic():
+                receipt = _receipt_create(
+                    artist_id=job.artist_id,
+                    entries=written,
+                    tracks=written_tracks,
+                    method=Source.BULK,
+                    policy=policy_current(),
+                    now=timezone.now(),
+                )
+        else:
+            receipt = receipt_for_request(
+                artist=job.artist, request_id=job.request_id, method=Source.BULK
+            )
         job.receipt = receipt
         job.status = BulkJob.Status.DONE
         job.finished_at = timezone.now()
