@@ -13,6 +13,7 @@ Invariants kept by these services, each in one short transaction:
 """
 
 import secrets
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -404,10 +405,44 @@ def _receipt_create(
             batch_size=5000,
         )
     if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
-        from consent.tasks import send_receipt as send_receipt_task
-
-        transaction.on_commit(lambda: send_receipt_task.delay(receipt.pk))
+        transaction.on_commit(_ring_receipts_doorbell)
     return receipt
+
+
+_last_doorbell = 0.0
+
+
+def _ring_receipts_doorbell() -> None:
+    """Wake a worker to e-mail pending receipts, at most once per
+    ``REFRAIN_RECEIPT_DOORBELL_SECONDS`` per process.
+
+    The receipt row is the outbox: one message sends every pending receipt,
+    so a burst of switches costs one publish, not one each, and a message
+    that is skipped or lost only delays the e-mail until the beat sweep.
+    """
+    global _last_doorbell
+    now = time.monotonic()
+    if now - _last_doorbell < settings.REFRAIN_RECEIPT_DOORBELL_SECONDS:
+        return
+    _last_doorbell = now
+    from consent.tasks import send_pending_receipts as send_pending_receipts_task
+
+    send_pending_receipts_task.delay()
+
+
+def receipts_send_pending(*, limit: int = 1000) -> int:
+    """E-mail every receipt not yet sent, one e-mail each (immediate mode).
+
+    Safe to run concurrently and twice: ``receipt_email_send`` claims each
+    receipt under its row lock and marks it before the e-mail leaves.
+    """
+    if settings.REFRAIN_RECEIPT_EMAILS != "immediate":
+        return 0
+    sent = 0
+    pending = Receipt.objects.filter(emailed_at__isnull=True).order_by("pk")
+    for receipt_id in list(pending.values_list("pk", flat=True)[:limit]):
+        sent += receipt_email_send(receipt_id=receipt_id)
+    return sent
 
 
 # --- One change --------------------------------------------------------------

@@ -5,10 +5,11 @@ from celery import shared_task
 from consent import services
 
 
-@shared_task(name="consent.send_receipt")
-def send_receipt(receipt_id: int) -> None:
-    """E-mail one receipt to its artist; sends nothing if it was already sent."""
-    services.receipt_email_send(receipt_id=receipt_id)
+@shared_task(name="consent.send_pending_receipts")
+def send_pending_receipts() -> None:
+    """E-mail every receipt not sent yet (the doorbell, and a beat sweep);
+    a receipt already sent is never sent again."""
+    services.receipts_send_pending()
 
 
 @shared_task(name="consent.send_receipt_digests")

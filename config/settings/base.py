@@ -234,6 +234,10 @@ REFRAIN_BENCH_ENDPOINTS = env.bool("REFRAIN_BENCH_ENDPOINTS", default=False)
 # summary per artist every REFRAIN_RECEIPT_DIGEST_MINUTES.
 REFRAIN_RECEIPT_EMAILS = env.str("REFRAIN_RECEIPT_EMAILS", default="immediate")
 REFRAIN_RECEIPT_DIGEST_MINUTES = env.int("REFRAIN_RECEIPT_DIGEST_MINUTES", default=60)
+# One wake-up of the receipt sender per process per this many seconds at most.
+REFRAIN_RECEIPT_DOORBELL_SECONDS = env.float(
+    "REFRAIN_RECEIPT_DOORBELL_SECONDS", default=1.0
+)
 REFRAIN_JURISDICTION = env.str("REFRAIN_JURISDICTION", default="EU")
 REFRAIN_CONTROLLER_NAME = env.str("REFRAIN_CONTROLLER_NAME", default="The platform")
 REFRAIN_CONTROLLER_CONTACT = env.str(
@@ -245,6 +249,10 @@ CELERY_BEAT_SCHEDULE = {
     "resume-policy-runs": {
         "task": "consent.resume_policy_runs",
         "schedule": 60.0,
+    },
+    "pending-receipts": {
+        "task": "consent.send_pending_receipts",
+        "schedule": 10.0,
     },
     "receipt-digests": {
         "task": "consent.send_receipt_digests",

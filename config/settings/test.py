@@ -110,3 +110,5 @@ STORAGES = {
 REFRAIN_STAFF_MFA_REQUIRED = True
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+# Every receipt rings the doorbell in tests (no per-process throttle).
+REFRAIN_RECEIPT_DOORBELL_SECONDS = 0.0

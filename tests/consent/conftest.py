@@ -13,7 +13,7 @@ from consent.services import trackconsent_create_missing
 from tests.factories import StaffFactory, TrackFactory
 
 CONSENT_TASKS = (
-    "send_receipt",
+    "send_pending_receipts",
     "apply_policy",
     "notify_policy_change",
     "run_bulk_change",
