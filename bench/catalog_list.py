@@ -92,7 +92,7 @@ def main() -> None:
         "-uploaded_at", "-id"
     )
     deep_anchor = owner_tracks[(DEEP_PAGE - 1) * 50 - 1]
-    cursor = _encode_cursor(deep_anchor, "uploaded_at", "next")
+    cursor = _encode_cursor(deep_anchor, "uploaded_at", "next", "-uploaded")
     some_pk = owner_tracks.values_list("pk", flat=True)[0]
     cookie = session_cookie_for(OWNER)
     print(

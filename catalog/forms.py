@@ -31,7 +31,7 @@ class TrackFilterForm(forms.Form):
         cleaned = super().clean()
         cursor = cleaned.get("cursor")
         sort = cleaned.get("sort") or DEFAULT_SORT
-        if cursor and decode_cursor(cursor, SORTS[sort][0]) is None:
+        if cursor and decode_cursor(cursor, SORTS[sort][0], sort) is None:
             self.add_error(
                 "cursor",
                 "That page link is broken or out of date; showing the first page.",

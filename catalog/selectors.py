@@ -133,19 +133,34 @@ def track_count_for_owner(*, owner: User, filters: TrackFilters) -> int:
     return stats.aggregate(total=Sum("track_count"))["total"] or 0
 
 
-def _encode_cursor(track: Track, field_name: str, direction: str) -> str:
+def _encode_cursor(
+    track: Track, field_name: str, direction: str, sort: str | None = None
+) -> str:
     value = getattr(track, field_name)
     if isinstance(value, datetime):
         value = value.isoformat()
-    raw = json.dumps([direction, value, track.pk], separators=(",", ":"))
+    position = [direction, value, track.pk]
+    if sort is not None:
+        # The sort it belongs to: a cursor of "newest first" must not be read
+        # as a position in "oldest first" (same field, other direction).
+        position.append(sort)
+    raw = json.dumps(position, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, field_name: str) -> tuple[str, object, int] | None:
-    """Parse a cursor from the URL; None when it is malformed (first page)."""
+def decode_cursor(
+    cursor: str, field_name: str, sort: str | None = None
+) -> tuple[str, object, int] | None:
+    """Parse a cursor from the URL; None when it is malformed or belongs to
+    another sort than ``sort`` (then the list shows its first page)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        direction, value, pk = json.loads(base64.urlsafe_b64decode(padded))
+        position = json.loads(base64.urlsafe_b64decode(padded))
+        if isinstance(position, list) and len(position) == 4:
+            *position, cursor_sort = position
+            if sort is not None and cursor_sort != sort:
+                return None
+        direction, value, pk = position
         if direction not in ("next", "prev") or not isinstance(pk, int):
             return None
         if field_name.endswith("_at"):
@@ -211,7 +226,7 @@ def track_page_for_owner(
     if extra is not None:
         base = base.filter(extra)
     queryset = base.select_related("label")
-    position = decode_cursor(cursor, field_name) if cursor else None
+    position = decode_cursor(cursor, field_name, filters.sort) if cursor else None
     going_back = False
     if position:
         direction, value, pk = position
@@ -242,7 +257,11 @@ def track_page_for_owner(
     )
     if rows:
         if (not going_back and has_more) or going_back:
-            page.next_cursor = _encode_cursor(rows[-1], field_name, "next")
+            page.next_cursor = _encode_cursor(
+                rows[-1], field_name, "next", filters.sort
+            )
         if position is not None and not page.is_first:
-            page.previous_cursor = _encode_cursor(rows[0], field_name, "prev")
+            page.previous_cursor = _encode_cursor(
+                rows[0], field_name, "prev", filters.sort
+            )
     return page

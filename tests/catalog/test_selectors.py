@@ -279,3 +279,19 @@ def test_only_a_title_search_gets_the_planner_hint(user):
     assert hint not in _statements(isrc_search)
     assert len(page.tracks) == 1
     assert hint not in _statements(plain)
+
+
+def test_a_cursor_of_another_sort_gives_the_first_page(user):
+    # given a "newest first" cursor (same field as "oldest first")
+    TrackFactory.create_batch(60, artist=user)
+    newest = track_page_for_owner(owner=user, filters=TrackFilters(sort="-uploaded"))
+
+    # when it is used with the opposite sort
+    page = track_page_for_owner(
+        owner=user, filters=TrackFilters(sort="uploaded"), cursor=newest.next_cursor
+    )
+
+    # then it is not taken as a position: the first page of that sort is shown
+    first = track_page_for_owner(owner=user, filters=TrackFilters(sort="uploaded"))
+    assert page.is_first
+    assert [t.pk for t in page.tracks] == [t.pk for t in first.tracks]
