@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 from django.conf import settings
@@ -417,7 +418,17 @@ def policy_edit(request: HttpRequest) -> HttpResponse:
         form = PolicyForm(request.POST, current=policy.rules)
         if form.is_valid():
             rules = form.rules()
-            if "confirm" in request.POST:
+            fingerprint = _rules_fingerprint(rules)
+            previewed = request.POST.get("previewed", "")
+            if "confirm" in request.POST and previewed != fingerprint:
+                # Saving what was not previewed would hide its effect: show
+                # the preview of these rules first.
+                messages.warning(
+                    request,
+                    "The rules changed after the preview. Check what they would "
+                    "change, then save.",
+                )
+            if "confirm" in request.POST and previewed == fingerprint:
                 try:
                     version = services.policy_publish(
                         rules=rules,
@@ -434,7 +445,7 @@ def policy_edit(request: HttpRequest) -> HttpResponse:
                         "get one e-mail each.",
                     )
                     return redirect("audit:index")
-            else:
+            if preview is None and not form.non_field_errors():
                 preview = [
                     {
                         "class_name": LicenseClass(cls).label,
@@ -453,5 +464,16 @@ def policy_edit(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "consent/policy_edit.html",
-        {"form": form, "preview": preview, "policy": policy},
+        {
+            "form": form,
+            "preview": preview,
+            "policy": policy,
+            "previewed": _rules_fingerprint(form.rules())
+            if preview is not None
+            else "",
+        },
     )
+
+
+def _rules_fingerprint(rules: dict[tuple[str, str], str]) -> str:
+    return hashlib.sha256(repr(sorted(rules.items())).encode()).hexdigest()[:32]

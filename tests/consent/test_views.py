@@ -881,11 +881,12 @@ def test_confirming_saves_a_new_version_and_starts_the_re_evaluation(
     client, policy_admin, task_queue, django_capture_on_commit_callbacks
 ):
     client.force_login(policy_admin)
+    form = _policy_form({("independent", MINING): "opt_out"})
+    previewed = _previewed(client.post("/audit/policy/", form))
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            "/audit/policy/",
-            {**_policy_form({("independent", MINING): "opt_out"}), "confirm": "1"},
+            "/audit/policy/", {**form, "previewed": previewed, "confirm": "1"}
         )
 
     assert response.status_code == 302
@@ -901,6 +902,41 @@ def test_confirming_saves_a_new_version_and_starts_the_re_evaluation(
     ) == {**SHIPPED_RULES, ("independent", MINING): "opt_out"}
     assert task_queue.sent == [("apply_policy", (version.pk,))]
     assert messages_of(response)[0].startswith("Policy v2 is saved.")
+
+
+def _previewed(response) -> str:
+    match = re.search(r'name="previewed" value="([0-9a-f]+)"', response.text)
+    assert match, "the preview offers no save"
+    return match.group(1)
+
+
+def test_rules_changed_after_the_preview_are_previewed_again_not_saved(
+    client, policy_admin, task_queue
+):
+    # given a preview of one change
+    client.force_login(policy_admin)
+    previewed = _previewed(
+        client.post(
+            "/audit/policy/", _policy_form({("independent", MINING): "opt_out"})
+        )
+    )
+
+    # when another rule is changed before saving
+    response = client.post(
+        "/audit/policy/",
+        {
+            **_policy_form({("label", MINING): "opt_in"}),
+            "previewed": previewed,
+            "confirm": "1",
+        },
+    )
+
+    # then nothing is saved and the preview of the new rules is shown
+    assert response.status_code == 200
+    assert PolicyVersion.objects.count() == 1
+    assert task_queue.sent == []
+    assert "The rules changed after the preview." in response.text
+    assert _previewed(response) != previewed
 
 
 def test_a_policy_without_a_reason_is_refused(client, policy_admin):
