@@ -75,3 +75,25 @@ def client_ip():
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_flush_deletes_the_ledger_last():
+    """On SQLite, let test flushes empty the append-only ledger.
+
+    Its DELETE trigger refuses to delete a row while the row's track exists
+    (PostgreSQL flushes with TRUNCATE, which row triggers do not see). Django
+    deletes the tables in no particular order; this puts the ledger after the
+    tracks, whose foreign keys are checked only at commit.
+    """
+    from django.db.backends.sqlite3.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *args, **kwargs):
+        statements = original(self, style, tables, *args, **kwargs)
+        return sorted(statements, key=lambda sql: "consent_ledgerentry" in sql)
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = original
