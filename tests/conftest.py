@@ -86,8 +86,10 @@ def _sqlite_flush_deletes_the_ledger_last():
     deletes the tables in no particular order; this puts the ledger after the
     tracks, whose foreign keys are checked only at commit.
     """
-    from django.db.backends.sqlite3.operations import DatabaseOperations
-
+    if connection.vendor != "sqlite":
+        yield
+        return
+    DatabaseOperations = type(connection.ops)
     original = DatabaseOperations.sql_flush
 
     def sql_flush(self, style, tables, *args, **kwargs):
