@@ -158,7 +158,7 @@ def _lock_tracks(
     }
 
 
-def _write_changes(
+def _ledger_rows(
     *,
     changes: list[Change],
     tracks: dict[int, LockedTrack],
@@ -167,14 +167,9 @@ def _write_changes(
     request_id: str,
     policy_version: int,
     now: datetime,
-) -> WriteResult:
-    """Append ledger rows and apply the changes. Caller holds the track locks.
-
-    Versions and hashes are assigned per track in the order of ``changes``.
-    """
-    result = WriteResult()
-    if not changes:
-        return result
+) -> list["_LedgerRow"]:
+    """The ledger rows of these changes: versions and hashes assigned per track
+    in order, each chained to the track's head (which moves along)."""
     entries = []
     for change in changes:
         track = tracks[change.track_id]
@@ -215,7 +210,37 @@ def _write_changes(
             )
         )
         track.head_hash = entry_hash
-        result.versions[track.id] = track.consent_version
+    return entries
+
+
+def _write_changes(
+    *,
+    changes: list[Change],
+    tracks: dict[int, LockedTrack],
+    actor_id: int | None,
+    source: str,
+    request_id: str,
+    policy_version: int,
+    now: datetime,
+) -> WriteResult:
+    """Append ledger rows and apply the changes. Caller holds the track locks.
+
+    Versions and hashes are assigned per track in the order of ``changes``.
+    """
+    result = WriteResult()
+    if not changes:
+        return result
+    entries = _ledger_rows(
+        changes=changes,
+        tracks=tracks,
+        actor_id=actor_id,
+        source=source,
+        request_id=request_id,
+        policy_version=policy_version,
+        now=now,
+    )
+    for entry in entries:
+        result.versions[entry.track_id] = entry.consent_version
     if connection.vendor == "postgresql" and len(entries) > 50:
         _copy_ledger(entries)
         result.entries = entries
@@ -565,23 +590,35 @@ def consent_set(
         )
         now = timezone.now()
         tracks = {locked.id: locked}
-        written = _write_changes(
-            changes=[change],
-            tracks=tracks,
-            actor_id=actor.pk if actor else None,
-            source=source,
-            request_id=request_id,
-            policy_version=policy.number,
-            now=now,
-        )
-        receipt = _receipt_create(
-            artist_id=locked.artist_id,
-            entries=written.entries,
-            tracks=tracks,
-            method=source,
-            policy=policy,
-            now=now,
-        )
+        if connection.vendor == "postgresql":
+            entry, receipt = _write_one_change(
+                change=change,
+                locked=locked,
+                actor_id=actor.pk if actor else None,
+                source=source,
+                request_id=request_id,
+                policy=policy,
+                now=now,
+            )
+        else:
+            written = _write_changes(
+                changes=[change],
+                tracks=tracks,
+                actor_id=actor.pk if actor else None,
+                source=source,
+                request_id=request_id,
+                policy_version=policy.number,
+                now=now,
+            )
+            entry = written.entries[0]
+            receipt = _receipt_create(
+                artist_id=locked.artist_id,
+                entries=written.entries,
+                tracks=tracks,
+                method=source,
+                policy=policy,
+                now=now,
+            )
     track.consent_version = locked.consent_version
     return SetResult(
         changed=True,
@@ -590,9 +627,100 @@ def consent_set(
         eligible=change.new_eligible,
         rule=rule,
         default=default,
-        entry=written.entries[0],
+        entry=entry,
         receipt=receipt,
     )
+
+
+_ONE_CHANGE_SQL = f"""
+WITH ledger AS (
+    INSERT INTO consent_ledgerentry ({", ".join(_LEDGER_COLUMNS)})
+    VALUES ({", ".join(["%s"] * len(_LEDGER_COLUMNS))}) RETURNING id
+), answer AS (
+    UPDATE consent_trackconsent SET decision = %s, eligible = %s, updated_at = %s
+    WHERE track_id = %s AND use = %s
+), version AS (
+    UPDATE catalog_track SET consent_version = %s,
+        updated_at = COALESCE(%s, updated_at) WHERE id = %s
+), receipt AS (
+    INSERT INTO consent_receipt (public_id, artist_id, created_at, payload)
+    VALUES (%s, %s, %s, %s::jsonb) RETURNING id
+), receipt_track AS (
+    INSERT INTO consent_receipt_tracks (receipt_id, track_id)
+    SELECT id, %s FROM receipt
+)
+SELECT (SELECT id FROM ledger), (SELECT id FROM receipt)
+"""
+
+
+def _write_one_change(
+    *,
+    change: Change,
+    locked: LockedTrack,
+    actor_id: int | None,
+    source: str,
+    request_id: str,
+    policy: Policy,
+    now: datetime,
+) -> tuple[LedgerEntry, Receipt]:
+    """The five writes of one switch in one statement (PostgreSQL).
+
+    A switch is the most frequent write: the ledger row, the decision, the
+    track's version, the receipt and its link to the track go in one round
+    trip (data-modifying CTEs), under the lock the caller holds. The same rows
+    as ``_write_changes`` plus ``_receipt_create``, which SQLite uses.
+    """
+    import json
+
+    [row] = _ledger_rows(
+        changes=[change],
+        tracks={locked.id: locked},
+        actor_id=actor_id,
+        source=source,
+        request_id=request_id,
+        policy_version=policy.number,
+        now=now,
+    )
+    receipt = Receipt(
+        public_id=uuid.uuid4(), artist_id=locked.artist_id, created_at=now
+    )
+    receipt.payload = receipt_payload(
+        receipt=receipt,
+        entries=[row],
+        tracks={locked.id: locked},
+        method=source,
+        policy=policy,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ONE_CHANGE_SQL,
+            [
+                *(getattr(row, name) for name in _LEDGER_COLUMNS),
+                change.new_decision,
+                change.new_eligible,
+                now,
+                change.track_id,
+                change.use,
+                row.consent_version,
+                now if source != Source.POLICY else None,
+                change.track_id,
+                receipt.public_id,
+                receipt.artist_id,
+                now,
+                json.dumps(receipt.payload),
+                change.track_id,
+            ],
+        )
+        entry_id, receipt_id = cursor.fetchone()
+    entry = LedgerEntry(
+        pk=entry_id, **{name: getattr(row, name) for name in _LEDGER_COLUMNS}
+    )
+    entry._state.adding = False
+    receipt.pk = receipt_id
+    receipt._state.adding = False
+    if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
+        transaction.on_commit(_ring_receipts_doorbell)
+    return entry, receipt
 
 
 # --- Many tracks ---------------------------------------------------------------
