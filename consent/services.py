@@ -92,6 +92,7 @@ class LockedTrack:
     consent_version: int
     head_hash: str
     isrc: str | None = None
+    title: str = ""
 
 
 @dataclass
@@ -483,10 +484,12 @@ class SetResult:
     default: str | None = None
     entry: LedgerEntry | None = None
     receipt: Receipt | None = None
+    track: LockedTrack | None = None
 
 
 _LOCK_FOR_SET_SQL = """
 SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version,
+       t.title,
        (SELECT l.entry_hash FROM consent_ledgerentry l
          WHERE l.track_id = t.id AND l.consent_version = t.consent_version),
        t.isrc, tc.decision, tc.eligible,
@@ -499,11 +502,17 @@ SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version,
     ON v.number = (SELECT MAX(number) FROM consent_policyversion)
   JOIN consent_policyrule r
     ON r.version_id = v.id AND r.license_class = t.license_class AND r.use = tc.use
- WHERE t.id = %s
+ WHERE {where}
 """
 
 
-def _lock_for_set(*, track_id: int, use: str):
+def _lock_for_set(
+    *,
+    use: str,
+    track_id: int | None = None,
+    public_id: str | None = None,
+    owner_id: int | None = None,
+):
     """Lock one track and read all a single change needs, in one statement:
     the ledger head, the decision and eligibility for ``use``, the artist's
     default, the current rule and the current policy version.
@@ -512,33 +521,48 @@ def _lock_for_set(*, track_id: int, use: str):
     the equivalent ORM query with its subqueries cost more than running it.
     """
     postgres = connection.vendor == "postgresql"
+    if track_id is not None:
+        where, params = "t.id = %s", [use, track_id]
+    else:
+        # By public id, scoped to the owner: another artist's track is absent.
+        where, params = (
+            "t.public_id = %s AND t.artist_id = %s",
+            [
+                use,
+                public_id,
+                owner_id,
+            ],
+        )
     sql = _LOCK_FOR_SET_SQL.format(
-        snapshot_is_current=_SNAPSHOT_IS_CURRENT if postgres else ""
+        snapshot_is_current=_SNAPSHOT_IS_CURRENT if postgres else "", where=where
     )
     if connection.features.has_select_for_update_of:
         sql += " FOR UPDATE OF t"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [use, track_id])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
         # Read again if the lock was waited for (see ``_SNAPSHOT_IS_CURRENT``);
         # also when no row came back: a concurrent change of the licence class
         # fails the rule join on recheck and drops the row.
-        if postgres and (row is None or not row[12]):
-            cursor.execute(sql, [use, track_id])
+        if postgres and (row is None or not row[13]):
+            cursor.execute(sql, params)
             row = cursor.fetchone()
     if row is None:
         return None
-    (pk, public_id, artist_id, license_class, version, head, isrc, decision,
-     eligible, default, rule, policy_number) = row[:12]  # fmt: skip
+    (pk, public_id, artist_id, license_class, version, title, head, isrc, decision,
+     eligible, default, rule, policy_number) = row[:13]  # fmt: skip
     locked = LockedTrack(
         pk, public_id, artist_id, license_class, version, head or GENESIS_HASH, isrc
     )
+    locked.title = title
     return locked, (decision or "", bool(eligible)), default, rule, policy_number
 
 
 def consent_set(
     *,
-    track: Track,
+    track: Track | None = None,
+    owner: User | None = None,
+    public_id: str | None = None,
     use: str,
     state: str,
     actor: User | None,
@@ -553,14 +577,23 @@ def consent_set(
     prohibits the use and ``VersionConflict`` when ``if_version`` is stale;
     otherwise bumps ``consent_version``, appends the ledger row, updates the
     decision and eligibility and writes the receipt (e-mailed after commit).
+
+    Give ``track``, or ``owner`` and ``public_id``: then the track is found and
+    locked in the same statement, and ``Track.DoesNotExist`` is raised when
+    the owner has no such track (the switch of the list: one query fewer).
     """
     if use not in USE_ORDER:
         raise ConsentError(f"“{use}” is not a use.")
     new_decision = decision_of(state)
     with transaction.atomic():
-        found = _lock_for_set(track_id=track.pk, use=use)
-        if found is None:
-            raise ConsentError("This track no longer exists.")
+        if track is not None:
+            found = _lock_for_set(track_id=track.pk, use=use)
+            if found is None:
+                raise ConsentError("This track no longer exists.")
+        else:
+            found = _lock_for_set(use=use, public_id=public_id, owner_id=owner.pk)
+            if found is None:
+                raise Track.DoesNotExist(public_id)
         locked, current, default, rule, policy_number = found
         if if_version is not None and if_version != locked.consent_version:
             raise VersionConflict(
@@ -574,6 +607,7 @@ def consent_set(
             eligible=current[1],
             rule=rule,
             default=default,
+            track=locked,
         )
         if current[0] == new_decision:
             return result
@@ -619,7 +653,8 @@ def consent_set(
                 policy=policy,
                 now=now,
             )
-    track.consent_version = locked.consent_version
+    if track is not None:
+        track.consent_version = locked.consent_version
     return SetResult(
         changed=True,
         consent_version=locked.consent_version,
@@ -629,6 +664,7 @@ def consent_set(
         default=default,
         entry=entry,
         receipt=receipt,
+        track=locked,
     )
 
 

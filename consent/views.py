@@ -7,7 +7,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -15,7 +15,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.forms import TrackUploadForm
-from catalog.models import LicenseClass
+from catalog.models import LicenseClass, Track
 from catalog.selectors import SORT_LABELS, track_for_owner
 from consent import services
 from consent.forms import (
@@ -157,13 +157,19 @@ def consent_switch(request: HttpRequest) -> HttpResponse:
     """A switch of the track list: ``set`` is ``<public id>|<use>|<state>``."""
     back = _safe_next(request, reverse("tracks:list"))
     public_id, _, rest = request.POST.get("set", "").partition("|")
-    track = track_for_owner(owner=request.user, public_id=public_id)
     use, _, state = rest.partition("|")
     form = ConsentSetForm({"use": use, "state": state})
     if not form.is_valid():
         return _not_understood(request, back)
+    # The service finds the artist's track while locking it (one query for
+    # the busiest write); another artist's track is a 404 as everywhere.
     return _switch(
-        request, track, form.cleaned_data["use"], form.cleaned_data["state"], back
+        request,
+        None,
+        form.cleaned_data["use"],
+        form.cleaned_data["state"],
+        back,
+        public_id=public_id,
     )
 
 
@@ -175,21 +181,34 @@ def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
     return redirect(back)
 
 
-def _switch(request: HttpRequest, track, use: str, state: str, back: str):
+def _switch(
+    request: HttpRequest,
+    track,
+    use: str,
+    state: str,
+    back: str,
+    *,
+    public_id: str | None = None,
+):
     try:
         result = services.consent_set(
             track=track,
+            owner=request.user if track is None else None,
+            public_id=public_id,
             use=use,
             state=state,
             actor=request.user,
             source=Source.WEB,
             request_id=request.headers.get("X-Request-ID", "")[:64],
         )
+    except Track.DoesNotExist as missing:
+        raise Http404("No such track.") from missing
     except services.ConsentError as error:
         if request.htmx:
             return HttpResponse(str(error), status=409)
         messages.error(request, str(error))
         return redirect(back)
+    track = result.track
     if request.htmx:
         cell = consent_cell(
             public_id=track.public_id,
