@@ -146,8 +146,7 @@ def load(
     threads: int = 2,
 ) -> LoadResult:
     """Run wrk against one URL and parse throughput and latency percentiles."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
+    if shutil.which("wrk") is None:
         raise RuntimeError("wrk is missing: apt-get install -y wrk")
     # Fail loudly if the URL does not answer 200 (a benchmark of a redirect or
     # an error page would be meaningless).
@@ -155,24 +154,7 @@ def load(
     with urllib.request.urlopen(request, timeout=30) as response:
         if response.status != 200 or response.url != url:
             raise RuntimeError(f"{url} answered {response.status} at {response.url}")
-    output = subprocess.run(
-        [
-            wrk,
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "--timeout",
-            "10s",
-            "-H",
-            f"Cookie: {cookie}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return _parse(name, output)
+    return _wrk(name, ["-H", f"Cookie: {cookie}", url], connections, seconds, threads)
 
 
 def load_script(
@@ -185,6 +167,12 @@ def load_script(
     threads: int = 2,
 ) -> LoadResult:
     """Run wrk with a Lua script (requests built by the script)."""
+    return _wrk(name, ["-s", str(script), base], connections, seconds, threads)
+
+
+def _wrk(
+    name: str, target: list[str], connections: int, seconds: int, threads: int
+) -> LoadResult:
     output = subprocess.run(
         [
             shutil.which("wrk") or "wrk",
@@ -194,9 +182,7 @@ def load_script(
             "--latency",
             "--timeout",
             "10s",
-            "-s",
-            str(script),
-            base,
+            *target,
         ],
         capture_output=True,
         text=True,

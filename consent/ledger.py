@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from consent.models import LedgerEntry
 
@@ -63,7 +64,9 @@ def chain_hash(encoded: bytes, prev_hash: str) -> str:
     return hashlib.sha256(encoded + prev_hash.encode("ascii")).hexdigest()
 
 
-def entry_encoding(entry: LedgerEntry, track_public_id: str) -> bytes:
+def entry_encoding(entry, track_public_id: str) -> bytes:
+    """The canonical encoding of a ledger row (a model instance or any object
+    with its fields): what its hash covers."""
     return canonical(
         track_public_id=track_public_id,
         consent_version=entry.consent_version,
@@ -110,74 +113,58 @@ def verify_chains(
     one (the row was altered), or a gap in the versions (a row was removed).
     """
     report = VerifyReport()
-    rows = (
-        LedgerEntry.objects.order_by("track_id", "consent_version")
-        .select_related(None)
-        .values_list(
-            "id",
-            "track_id",
-            "track__public_id",
-            "consent_version",
-            "use",
-            "old_state",
-            "new_state",
-            "old_eligible",
-            "new_eligible",
-            "actor_id",
-            "source",
-            "created_at",
-            "policy_version",
-            "request_id",
-            "note",
-            "prev_hash",
-            "entry_hash",
-        )
+    rows = LedgerEntry.objects.order_by("track_id", "consent_version").values_list(
+        "id", "track__public_id", *_StoredRow._fields
     )
     if track_ids is not None:
         rows = rows.filter(track_id__in=track_ids)
     current_track = None
     expected_prev = GENESIS_HASH
     expected_version = 1
-    for row in _iterate(rows, chunk):
-        (entry_id, track_id, public_id, version, *fields, prev_hash, entry_hash) = row
-        if track_id != current_track:
-            current_track = track_id
+    for entry_id, public_id, *fields in _iterate(rows, chunk):
+        row = _StoredRow(*fields)
+        if row.track_id != current_track:
+            current_track = row.track_id
             expected_prev = GENESIS_HASH
             expected_version = 1
             report.tracks_checked += 1
         report.rows_checked += 1
-        (use, old_state, new_state, old_el, new_el, actor_id, source, created_at,
-         policy_version, request_id, note) = fields  # fmt: skip
         problems = []
-        if version != expected_version:
-            problems.append(f"version {version} where {expected_version} was expected")
-        if prev_hash != expected_prev:
+        if row.consent_version != expected_version:
+            problems.append(
+                f"version {row.consent_version} where {expected_version} was expected"
+            )
+        if row.prev_hash != expected_prev:
             problems.append("link to the previous row is broken")
-        recomputed = chain_hash(
-            canonical(
-                track_public_id=public_id,
-                consent_version=version,
-                use=use,
-                old_state=old_state,
-                new_state=new_state,
-                old_eligible=old_el,
-                new_eligible=new_el,
-                actor_id=actor_id,
-                source=source,
-                created_at=created_at,
-                policy_version=policy_version,
-                request_id=request_id,
-                note=note,
-            ),
-            prev_hash,
-        )
-        if recomputed != entry_hash:
+        if chain_hash(entry_encoding(row, public_id), row.prev_hash) != row.entry_hash:
             problems.append("row content does not match its hash")
         for problem in problems:
-            report.breaks.append(ChainBreak(public_id, entry_id, version, problem))
-        expected_prev = entry_hash
-        expected_version = version + 1
+            report.breaks.append(
+                ChainBreak(public_id, entry_id, row.consent_version, problem)
+            )
+        expected_prev = row.entry_hash
+        expected_version = row.consent_version + 1
     return report
+
+
+class _StoredRow(NamedTuple):
+    """A ledger row as read back for verification (no model instance)."""
+
+    track_id: int
+    consent_version: int
+    use: str
+    old_state: str
+    new_state: str
+    old_eligible: bool
+    new_eligible: bool
+    actor_id: int | None
+    source: str
+    created_at: datetime
+    policy_version: int
+    request_id: str
+    note: str
+    prev_hash: str
+    entry_hash: str
 
 
 def _iterate(queryset, chunk: int) -> Iterator[tuple]:
@@ -194,4 +181,4 @@ def _iterate(queryset, chunk: int) -> Iterator[tuple]:
         if not batch:
             return
         yield from batch
-        last = (batch[-1][1], batch[-1][3])
+        last = (batch[-1][2], batch[-1][3])

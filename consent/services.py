@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Track
-from consent.ledger import GENESIS_HASH, canonical, chain_hash
+from consent.ledger import GENESIS_HASH, chain_hash, entry_encoding
 from consent.models import (
     ArtistDefault,
     BulkJob,
@@ -175,8 +175,8 @@ def _ledger_rows(
     for change in changes:
         track = tracks[change.track_id]
         track.consent_version += 1
-        encoded = canonical(
-            track_public_id=track.public_id,
+        row = _LedgerRow(
+            track_id=track.id,
             consent_version=track.consent_version,
             use=change.use,
             old_state=state_of(change.old_decision),
@@ -189,27 +189,12 @@ def _ledger_rows(
             policy_version=policy_version,
             request_id=request_id,
             note=change.note,
+            prev_hash=track.head_hash,
+            entry_hash="",
         )
-        entry_hash = chain_hash(encoded, track.head_hash)
-        entries.append(
-            _LedgerRow(
-                track_id=track.id,
-                consent_version=track.consent_version,
-                use=change.use,
-                old_state=state_of(change.old_decision),
-                new_state=state_of(change.new_decision),
-                old_eligible=change.old_eligible,
-                new_eligible=change.new_eligible,
-                actor_id=actor_id,
-                source=source,
-                created_at=now,
-                policy_version=policy_version,
-                request_id=request_id,
-                note=change.note,
-                prev_hash=track.head_hash,
-                entry_hash=entry_hash,
-            )
-        )
+        entry_hash = chain_hash(entry_encoding(row, track.public_id), row.prev_hash)
+        row.entry_hash = entry_hash
+        entries.append(row)
         track.head_hash = entry_hash
     return entries
 
