@@ -37,7 +37,11 @@ def canonical(
     request_id: str,
     note: str,
 ) -> bytes:
-    """The row as compact JSON with sorted keys (stable across databases)."""
+    """The row as compact JSON with sorted keys (stable across databases).
+
+    Give the eligibilities as booleans (``entry_encoding`` does); the
+    PostgreSQL switch passes placeholders here for values read under the lock.
+    """
     return json.dumps(
         {
             "track": track_public_id,
@@ -45,8 +49,8 @@ def canonical(
             "use": use,
             "old_state": old_state,
             "new_state": new_state,
-            "old_eligible": bool(old_eligible),
-            "new_eligible": bool(new_eligible),
+            "old_eligible": old_eligible,
+            "new_eligible": new_eligible,
             "actor": actor_id,
             "source": source,
             "created_at": _timestamp(created_at),
@@ -73,8 +77,8 @@ def entry_encoding(entry, track_public_id: str) -> bytes:
         use=entry.use,
         old_state=entry.old_state,
         new_state=entry.new_state,
-        old_eligible=entry.old_eligible,
-        new_eligible=entry.new_eligible,
+        old_eligible=bool(entry.old_eligible),
+        new_eligible=bool(entry.new_eligible),
         actor_id=entry.actor_id,
         source=entry.source,
         created_at=entry.created_at,

@@ -12,6 +12,8 @@ Invariants kept by these services, each in one short transaction:
 * setting what is already there writes nothing.
 """
 
+import functools
+import json
 import secrets
 import time
 import uuid
@@ -26,7 +28,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Track
-from consent.ledger import GENESIS_HASH, chain_hash, entry_encoding
+from consent.ledger import GENESIS_HASH, canonical, chain_hash, entry_encoding
 from consent.models import (
     ArtistDefault,
     BulkJob,
@@ -480,7 +482,7 @@ SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version,
        t.isrc, tc.decision, tc.eligible,
        (SELECT d.decision FROM consent_artistdefault d
          WHERE d.artist_id = t.artist_id AND d.use = tc.use),
-       r.rule, v.number{snapshot_is_current}
+       r.rule, v.number
   FROM catalog_track t
   JOIN consent_trackconsent tc ON tc.track_id = t.id AND tc.use = %s
   JOIN consent_policyversion v
@@ -500,12 +502,10 @@ def _lock_for_set(
 ):
     """Lock one track and read all a single change needs, in one statement:
     the ledger head, the decision and eligibility for ``use``, the artist's
-    default, the current rule and the current policy version.
-
-    Hand-written SQL because this is the hot path of every switch: compiling
-    the equivalent ORM query with its subqueries cost more than running it.
+    default, the current rule and the current policy version (SQLite, where
+    the write lock taken at BEGIN serialises writers; PostgreSQL does all of
+    a change in ``consent_switch()``).
     """
-    postgres = connection.vendor == "postgresql"
     if track_id is not None:
         where, params = "t.id = %s", [use, track_id]
     else:
@@ -518,24 +518,16 @@ def _lock_for_set(
                 owner_id,
             ],
         )
-    sql = _LOCK_FOR_SET_SQL.format(
-        snapshot_is_current=_SNAPSHOT_IS_CURRENT if postgres else "", where=where
-    )
+    sql = _LOCK_FOR_SET_SQL.format(where=where)
     if connection.features.has_select_for_update_of:
         sql += " FOR UPDATE OF t"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-        # Read again if the lock was waited for (see ``_SNAPSHOT_IS_CURRENT``);
-        # also when no row came back: a concurrent change of the licence class
-        # fails the rule join on recheck and drops the row.
-        if postgres and (row is None or not row[13]):
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
     if row is None:
         return None
     (pk, public_id, artist_id, license_class, version, title, head, isrc, decision,
-     eligible, default, rule, policy_number) = row[:13]  # fmt: skip
+     eligible, default, rule, policy_number) = row  # fmt: skip
     locked = LockedTrack(
         pk, public_id, artist_id, license_class, version, head or GENESIS_HASH, isrc
     )
@@ -570,76 +562,98 @@ def consent_set(
     if use not in USE_ORDER:
         raise ConsentError(f"“{use}” is not a use.")
     new_decision = decision_of(state)
-    with transaction.atomic():
-        if track is not None:
-            found = _lock_for_set(track_id=track.pk, use=use)
-            if found is None:
-                raise ConsentError("This track no longer exists.")
-        else:
-            found = _lock_for_set(use=use, public_id=public_id, owner_id=owner.pk)
-            if found is None:
-                raise Track.DoesNotExist(public_id)
-        locked, current, default, rule, policy_number = found
-        if if_version is not None and if_version != locked.consent_version:
-            raise VersionConflict(
-                f"The track changed meanwhile (version {locked.consent_version})."
-            )
-        policy = Policy(number=policy_number, rules={})
-        result = SetResult(
-            changed=False,
-            consent_version=locked.consent_version,
-            decision=current[0],
-            eligible=current[1],
-            rule=rule,
-            default=default,
-            track=locked,
-        )
-        if current[0] == new_decision:
-            return result
-        if rule == Rule.PROHIBITED:
-            raise ConsentLocked("The policy does not allow this use of this track.")
-        change = Change(
-            track_id=locked.id,
-            public_id=locked.public_id,
+    if connection.vendor == "postgresql":
+        result = _consent_switch(
+            track=track,
+            owner=owner,
+            public_id=public_id,
             use=use,
-            old_decision=current[0],
             new_decision=new_decision,
-            old_eligible=current[1],
-            new_eligible=is_eligible(rule, new_decision, default),
+            actor=actor,
+            source=source,
+            request_id=request_id,
+            if_version=if_version,
         )
-        now = timezone.now()
-        tracks = {locked.id: locked}
-        if connection.vendor == "postgresql":
-            entry, receipt = _write_one_change(
-                change=change,
-                locked=locked,
-                actor_id=actor.pk if actor else None,
+    else:
+        with transaction.atomic():
+            result = _consent_set_locked(
+                track=track,
+                owner=owner,
+                public_id=public_id,
+                use=use,
+                new_decision=new_decision,
+                actor=actor,
                 source=source,
                 request_id=request_id,
-                policy=policy,
-                now=now,
-            )
-        else:
-            written = _write_changes(
-                changes=[change],
-                tracks=tracks,
-                actor_id=actor.pk if actor else None,
-                source=source,
-                request_id=request_id,
-                policy_version=policy.number,
-                now=now,
-            )
-            entry = written.entries[0]
-            receipt = _receipt_create(
-                artist_id=locked.artist_id,
-                entries=written.entries,
-                tracks=tracks,
-                method=source,
-                policy=policy,
-                now=now,
+                if_version=if_version,
             )
     if track is not None:
-        track.consent_version = locked.consent_version
+        track.consent_version = result.consent_version
+    return result
+
+
+def _version_conflict(version: int) -> VersionConflict:
+    return VersionConflict(f"The track changed meanwhile (version {version}).")
+
+
+def _consent_set_locked(
+    *, track, owner, public_id, use, new_decision, actor, source, request_id,
+    if_version,
+) -> SetResult:  # fmt: skip
+    """``consent_set`` as separate statements under the track's lock."""
+    if track is not None:
+        found = _lock_for_set(track_id=track.pk, use=use)
+        if found is None:
+            raise ConsentError("This track no longer exists.")
+    else:
+        found = _lock_for_set(use=use, public_id=public_id, owner_id=owner.pk)
+        if found is None:
+            raise Track.DoesNotExist(public_id)
+    locked, current, default, rule, policy_number = found
+    if if_version is not None and if_version != locked.consent_version:
+        raise _version_conflict(locked.consent_version)
+    policy = Policy(number=policy_number, rules={})
+    unchanged = SetResult(
+        changed=False,
+        consent_version=locked.consent_version,
+        decision=current[0],
+        eligible=current[1],
+        rule=rule,
+        default=default,
+        track=locked,
+    )
+    if current[0] == new_decision:
+        return unchanged
+    if rule == Rule.PROHIBITED:
+        raise ConsentLocked("The policy does not allow this use of this track.")
+    change = Change(
+        track_id=locked.id,
+        public_id=locked.public_id,
+        use=use,
+        old_decision=current[0],
+        new_decision=new_decision,
+        old_eligible=current[1],
+        new_eligible=is_eligible(rule, new_decision, default),
+    )
+    now = timezone.now()
+    tracks = {locked.id: locked}
+    written = _write_changes(
+        changes=[change],
+        tracks=tracks,
+        actor_id=actor.pk if actor else None,
+        source=source,
+        request_id=request_id,
+        policy_version=policy.number,
+        now=now,
+    )
+    receipt = _receipt_create(
+        artist_id=locked.artist_id,
+        entries=written.entries,
+        tracks=tracks,
+        method=source,
+        policy=policy,
+        now=now,
+    )
     return SetResult(
         changed=True,
         consent_version=locked.consent_version,
@@ -647,101 +661,224 @@ def consent_set(
         eligible=change.new_eligible,
         rule=rule,
         default=default,
-        entry=entry,
+        entry=written.entries[0],
         receipt=receipt,
         track=locked,
     )
 
 
-_ONE_CHANGE_SQL = f"""
-WITH ledger AS (
-    INSERT INTO consent_ledgerentry ({", ".join(_LEDGER_COLUMNS)})
-    VALUES ({", ".join(["%s"] * len(_LEDGER_COLUMNS))}) RETURNING id
-), answer AS (
-    UPDATE consent_trackconsent SET decision = %s, eligible = %s, updated_at = %s
-    WHERE track_id = %s AND use = %s
-), version AS (
-    UPDATE catalog_track SET consent_version = %s,
-        updated_at = COALESCE(%s, updated_at) WHERE id = %s
-), receipt AS (
-    INSERT INTO consent_receipt (public_id, artist_id, created_at, payload)
-    VALUES (%s, %s, %s, %s::jsonb) RETURNING id
-), receipt_track AS (
-    INSERT INTO consent_receipt_tracks (receipt_id, track_id)
-    SELECT id, %s FROM receipt
+# Where ``consent_switch()`` puts the values it reads under the lock into the
+# ledger row's canonical encoding and the receipt (``format()`` positions).
+_SWITCH_SLOTS = (
+    "consent_version",
+    "old_state",
+    "old_eligible",
+    "new_eligible",
+    "policy_version",
+    "isrc",
+    "entry_hash",
 )
-SELECT (SELECT id FROM ledger), (SELECT id FROM receipt)
-"""
 
 
-def _write_one_change(
+@functools.cache
+def _eligible_when(new_decision: str) -> list[str]:
+    """The ``rule:default`` pairs under which ``new_decision`` is eligible:
+    ``is_eligible`` evaluated here, so the database function has no rule."""
+    return [
+        f"{rule}:{default}"
+        for rule in Rule.values
+        for default in ("", *Decision.values)
+        if is_eligible(rule, new_decision, default or None)
+    ]
+
+
+def _switch_templates(
     *,
-    change: Change,
-    locked: LockedTrack,
+    public_id: str,
+    artist_id: int,
+    use: str,
+    new_decision: str,
     actor_id: int | None,
     source: str,
     request_id: str,
-    policy: Policy,
     now: datetime,
-) -> tuple[LedgerEntry, Receipt]:
-    """The five writes of one switch in one statement (PostgreSQL).
+    receipt: Receipt,
+) -> tuple[str, str]:
+    """The ledger row's canonical encoding and the receipt JSON with
+    ``format()`` slots (``_SWITCH_SLOTS``) for what only the lock can tell.
 
-    A switch is the most frequent write: the ledger row, the decision, the
-    track's version, the receipt and its link to the track go in one round
-    trip (data-modifying CTEs), under the lock the caller holds. The same rows
-    as ``_write_changes`` plus ``_receipt_create``, which SQLite uses.
+    Built by the same ``canonical`` and ``receipt_payload`` as every other
+    write: each unknown value is a random token, then its JSON form is
+    replaced by its slot (tokens are fresh per call, so no request id or
+    title can collide with one).
     """
-    import json
+    token = secrets.token_hex(8)
+    slot = {name: f"{token}-{name}" for name in _SWITCH_SLOTS}
+    row = _LedgerRow(
+        track_id=0,
+        consent_version=slot["consent_version"],
+        use=use,
+        old_state=slot["old_state"],
+        new_state=state_of(new_decision),
+        old_eligible=slot["old_eligible"],
+        new_eligible=slot["new_eligible"],
+        actor_id=actor_id,
+        source=source,
+        created_at=now,
+        policy_version=slot["policy_version"],
+        request_id=request_id,
+        note="",
+        prev_hash="",
+        entry_hash=slot["entry_hash"],
+    )
+    entry = canonical(
+        track_public_id=public_id,
+        consent_version=row.consent_version,
+        use=row.use,
+        old_state=row.old_state,
+        new_state=row.new_state,
+        old_eligible=row.old_eligible,
+        new_eligible=row.new_eligible,
+        actor_id=row.actor_id,
+        source=row.source,
+        created_at=row.created_at,
+        policy_version=row.policy_version,
+        request_id=row.request_id,
+        note=row.note,
+    ).decode()
+    receipt.artist_id = artist_id
+    payload = receipt_payload(
+        receipt=receipt,
+        entries=[row],
+        tracks={0: LockedTrack(0, public_id, artist_id, "", 0, "", slot["isrc"])},
+        method=source,
+        policy=Policy(number=slot["policy_version"], rules={}),
+    )
+    receipt_json = json.dumps(payload, ensure_ascii=False)
 
-    [row] = _ledger_rows(
-        changes=[change],
-        tracks={locked.id: locked},
+    def slotted(text: str) -> str:
+        text = text.replace("%", "%%")
+        for position, name in enumerate(_SWITCH_SLOTS, start=1):
+            text = text.replace(json.dumps(slot[name]), f"%{position}$s")
+        return text
+
+    return slotted(entry), slotted(receipt_json)
+
+
+_SWITCH_SQL = (
+    "SELECT * FROM consent_switch("
+    "%s, %s, %s, %s, %s, %s, %s::text[], %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def _consent_switch(
+    *, track, owner, public_id, use, new_decision, actor, source, request_id,
+    if_version,
+) -> SetResult:  # fmt: skip
+    """``consent_set`` on PostgreSQL: one call of ``consent_switch()``
+    (migration 0009), which locks, checks and writes in one statement, so
+    it is atomic by itself and costs one round trip (no BEGIN/COMMIT of its
+    own outside a transaction)."""
+    now = timezone.now()
+    receipt = Receipt(public_id=uuid.uuid4(), created_at=now)
+    actor_id = actor.pk if actor else None
+    entry_template, receipt_template = _switch_templates(
+        public_id=track.public_id if track is not None else public_id,
+        artist_id=track.artist_id if track is not None else owner.pk,
+        use=use,
+        new_decision=new_decision,
         actor_id=actor_id,
         source=source,
         request_id=request_id,
-        policy_version=policy.number,
         now=now,
-    )
-    receipt = Receipt(
-        public_id=uuid.uuid4(), artist_id=locked.artist_id, created_at=now
-    )
-    receipt.payload = receipt_payload(
         receipt=receipt,
-        entries=[row],
-        tracks={locked.id: locked},
-        method=source,
-        policy=policy,
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            _ONE_CHANGE_SQL,
+            _SWITCH_SQL,
             [
-                *(getattr(row, name) for name in _LEDGER_COLUMNS),
-                change.new_decision,
-                change.new_eligible,
+                track.pk if track is not None else None,
+                public_id if track is None else None,
+                owner.pk if track is None else None,
+                use,
+                new_decision,
+                if_version,
+                _eligible_when(new_decision),
+                actor_id,
+                source,
+                request_id,
                 now,
-                change.track_id,
-                change.use,
-                row.consent_version,
-                now if source != Source.POLICY else None,
-                change.track_id,
+                source != Source.POLICY,
+                entry_template,
                 receipt.public_id,
-                receipt.artist_id,
-                now,
-                json.dumps(receipt.payload),
-                change.track_id,
+                receipt_template,
             ],
         )
-        entry_id, receipt_id = cursor.fetchone()
+        (outcome, track_id, found_public_id, title, artist_id, license_class, isrc,
+         version, old_decision, old_eligible, new_eligible, default, rule,
+         policy_version, prev_hash, entry_hash, entry_id,
+         receipt_id) = cursor.fetchone()  # fmt: skip
+    if outcome == "missing":
+        if track is not None:
+            raise ConsentError("This track no longer exists.")
+        raise Track.DoesNotExist(public_id)
+    if outcome == "conflict":
+        raise _version_conflict(version)
+    if outcome == "locked":
+        raise ConsentLocked("The policy does not allow this use of this track.")
+    locked = LockedTrack(
+        track_id, found_public_id, artist_id, license_class, version, "", isrc
+    )
+    locked.title = title
+    if outcome == "unchanged":
+        return SetResult(
+            changed=False,
+            consent_version=version,
+            decision=old_decision,
+            eligible=old_eligible,
+            rule=rule,
+            default=default,
+            track=locked,
+        )
+    locked.head_hash = entry_hash
     entry = LedgerEntry(
-        pk=entry_id, **{name: getattr(row, name) for name in _LEDGER_COLUMNS}
+        pk=entry_id,
+        track_id=track_id,
+        consent_version=version,
+        use=use,
+        old_state=state_of(old_decision),
+        new_state=state_of(new_decision),
+        old_eligible=old_eligible,
+        new_eligible=new_eligible,
+        actor_id=actor_id,
+        source=source,
+        created_at=now,
+        policy_version=policy_version,
+        request_id=request_id,
+        note="",
+        prev_hash=prev_hash,
+        entry_hash=entry_hash,
     )
     entry._state.adding = False
-    receipt.pk = receipt_id
-    receipt._state.adding = False
+    # The payload was completed in the database: loaded when first read.
+    receipt = Receipt.from_db(
+        connection.alias,
+        ["id", "public_id", "artist_id", "created_at", "emailed_at"],
+        [receipt_id, receipt.public_id, artist_id, now, None],
+    )
     if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
         transaction.on_commit(_ring_receipts_doorbell)
-    return entry, receipt
+    return SetResult(
+        changed=True,
+        consent_version=version,
+        decision=new_decision,
+        eligible=new_eligible,
+        rule=rule,
+        default=default,
+        entry=entry,
+        receipt=receipt,
+        track=locked,
+    )
 
 
 # --- Many tracks ---------------------------------------------------------------

@@ -141,13 +141,18 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
     """Set one use of one track (the track page's forms). HTMX gets the updated
     control back; a plain form post is redirected to where it came from."""
-    track = track_for_owner(owner=request.user, public_id=public_id)
     form = ConsentSetForm(request.POST)
-    back = _safe_next(request, track.get_absolute_url())
     if not form.is_valid():
-        return _not_understood(request, back)
+        # Another artist's track is a 404 whatever was posted.
+        track = track_for_owner(owner=request.user, public_id=public_id)
+        return _not_understood(request, _safe_next(request, track.get_absolute_url()))
+    # The service finds the artist's track while locking it (one statement).
     return _switch(
-        request, track, form.cleaned_data["use"], form.cleaned_data["state"], back
+        request,
+        public_id,
+        form.cleaned_data["use"],
+        form.cleaned_data["state"],
+        fallback=lambda: reverse("tracks:detail", kwargs={"public_id": public_id}),
     )
 
 
@@ -155,21 +160,17 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
 @require_POST
 def consent_switch(request: HttpRequest) -> HttpResponse:
     """A switch of the track list: ``set`` is ``<public id>|<use>|<state>``."""
-    back = _safe_next(request, reverse("tracks:list"))
     public_id, _, rest = request.POST.get("set", "").partition("|")
     use, _, state = rest.partition("|")
     form = ConsentSetForm({"use": use, "state": state})
     if not form.is_valid():
-        return _not_understood(request, back)
-    # The service finds the artist's track while locking it (one query for
-    # the busiest write); another artist's track is a 404 as everywhere.
+        return _not_understood(request, _safe_next(request, reverse("tracks:list")))
     return _switch(
         request,
-        None,
+        public_id,
         form.cleaned_data["use"],
         form.cleaned_data["state"],
-        back,
-        public_id=public_id,
+        fallback=lambda: reverse("tracks:list"),
     )
 
 
@@ -182,18 +183,15 @@ def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
 
 
 def _switch(
-    request: HttpRequest,
-    track,
-    use: str,
-    state: str,
-    back: str,
-    *,
-    public_id: str | None = None,
-):
+    request: HttpRequest, public_id: str, use: str, state: str, *, fallback
+) -> HttpResponse:
+    """One switch, from the list or the track page: the busiest write, so
+    the service finds and locks the artist's track in the same statement
+    (another artist's track is a 404 as everywhere) and the HTMX answer is
+    the control's HTML, formatted in Python."""
     try:
         result = services.consent_set(
-            track=track,
-            owner=request.user if track is None else None,
+            owner=request.user,
             public_id=public_id,
             use=use,
             state=state,
@@ -207,7 +205,7 @@ def _switch(
         if request.htmx:
             return HttpResponse(str(error), status=409)
         messages.error(request, str(error))
-        return redirect(back)
+        return redirect(_safe_next(request, fallback()))
     track = result.track
     if request.htmx:
         cell = consent_cell(
@@ -220,23 +218,20 @@ def _switch(
             default=result.default,
             policy=Policy(number=0, rules={(track.license_class, use): result.rule}),
         )
-        html = cell_html(
-            cell,
-            public_id=track.public_id,
-            switch_url=reverse("tracks:switch"),
-            announce=True,
-        )
-        return render(
-            request,
-            "consent/_switch_cell.html",
-            {"cell_html": mark_safe(html)},  # noqa: S308 - cell_html escapes all
+        return HttpResponse(
+            cell_html(
+                cell,
+                public_id=track.public_id,
+                switch_url=reverse("tracks:switch"),
+                announce=True,
+            )
         )
     if result.changed:
         word = {"granted": "Yes", "denied": "No", "default": "your default"}[state]
         messages.success(
             request, f"{USES[use].name} for “{track.title}” is now {word}. Saved."
         )
-    return redirect(back)
+    return redirect(_safe_next(request, fallback()))
 
 
 @login_required

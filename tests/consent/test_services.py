@@ -17,7 +17,8 @@ from consent.models import (
     Receipt,
     TrackConsent,
 )
-from consent.policy import SHIPPED_RULES, is_eligible, policy_current
+from consent.policy import SHIPPED_RULES, Policy, is_eligible, policy_current
+from consent.receipts import receipt_payload
 from consent.services import (
     ConsentError,
     ConsentLocked,
@@ -270,6 +271,63 @@ def test_each_change_is_chained_to_the_previous_row(artist, make_track):
     assert version_of(track) == 3
     assert verify_chains().breaks == []
     assert Receipt.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        '%s %1$s %% "quoted" \\ back',
+        "line\nbreak\ttab\x01 \u00fc \U0001f600 \u2028",
+        "0123456789abcdef-consent_version",
+    ],
+)
+def test_a_switch_encodes_any_request_id_exactly(artist, make_track, request_id):
+    # given a track without an ISRC, switched by its owner through the list
+    # (found by public id), with a request id full of JSON and format()
+    # specials (on PostgreSQL the hash and receipt are completed in SQL)
+    track = make_track(artist=artist, isrc=None)
+
+    # when it is granted and then denied
+    first = consent_set(
+        owner=artist,
+        public_id=track.public_id,
+        use=TRAINING,
+        state="granted",
+        actor=artist,
+        source="web",
+        request_id=request_id,
+    )
+    consent_set(
+        owner=artist,
+        public_id=track.public_id,
+        use=TRAINING,
+        state="denied",
+        actor=artist,
+        source="web",
+        request_id=request_id,
+    )
+
+    # then both rows keep the request id, chain, and verify
+    entries = ledger_of(track)
+    assert [entry.request_id for entry in entries] == [request_id, request_id]
+    assert_hash_is_chained(entries[0], GENESIS_HASH)
+    assert_hash_is_chained(entries[1], entries[0].entry_hash)
+    assert first.entry == entries[0]
+    assert first.entry.entry_hash == entries[0].entry_hash
+    assert verify_chains(track_ids=[track.pk]).breaks == []
+    # and the stored receipt is exactly the one Python builds for that row
+    receipt = Receipt.objects.get(pk=first.receipt.pk)
+    assert receipt.payload == receipt_payload(
+        receipt=receipt,
+        entries=[entries[0]],
+        tracks={track.pk: track},
+        method="web",
+        policy=Policy(number=1, rules={}),
+    )
+    assert receipt.payload["request_id"] == request_id
+    assert receipt.payload["services"][0]["purposes"][0]["tracks"][0]["isrc"] is None
+    # the receipt the service answers with reads its payload when asked
+    assert first.receipt.payload == receipt.payload
 
 
 @pytest.mark.parametrize("state", ["granted", "denied", "default"])
