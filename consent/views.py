@@ -20,10 +20,10 @@ from catalog.selectors import SORT_LABELS, track_for_owner
 from consent import services
 from consent.forms import (
     BulkChangeForm,
-    ConsentSetForm,
     DefaultsForm,
     PolicyForm,
     TrackListForm,
+    switch_parse,
 )
 from consent.models import Rule, Source
 from consent.policy import RULE_WORDS, Policy, policy_current
@@ -32,6 +32,7 @@ from consent.rows import (
     cell_html,
     consent_cell,
     explain,
+    switch_url,
     track_list_page,
 )
 from consent.selectors import (
@@ -141,8 +142,8 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
     """Set one use of one track (the track page's forms). HTMX gets the updated
     control back; a plain form post is redirected to where it came from."""
-    form = ConsentSetForm(request.POST)
-    if not form.is_valid():
+    choice = switch_parse(request.POST.get("use", ""), request.POST.get("state", ""))
+    if choice is None:
         # Another artist's track is a 404 whatever was posted.
         track = track_for_owner(owner=request.user, public_id=public_id)
         return _not_understood(request, _safe_next(request, track.get_absolute_url()))
@@ -150,8 +151,7 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
     return _switch(
         request,
         public_id,
-        form.cleaned_data["use"],
-        form.cleaned_data["state"],
+        *choice,
         fallback=lambda: reverse("tracks:detail", kwargs={"public_id": public_id}),
     )
 
@@ -162,16 +162,10 @@ def consent_switch(request: HttpRequest) -> HttpResponse:
     """A switch of the track list: ``set`` is ``<public id>|<use>|<state>``."""
     public_id, _, rest = request.POST.get("set", "").partition("|")
     use, _, state = rest.partition("|")
-    form = ConsentSetForm({"use": use, "state": state})
-    if not form.is_valid():
+    choice = switch_parse(use, state)
+    if choice is None:
         return _not_understood(request, _safe_next(request, reverse("tracks:list")))
-    return _switch(
-        request,
-        public_id,
-        form.cleaned_data["use"],
-        form.cleaned_data["state"],
-        fallback=lambda: reverse("tracks:list"),
-    )
+    return _switch(request, public_id, *choice, fallback=lambda: reverse("tracks:list"))
 
 
 def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
@@ -222,7 +216,7 @@ def _switch(
             cell_html(
                 cell,
                 public_id=track.public_id,
-                switch_url=reverse("tracks:switch"),
+                switch_url=switch_url(),
                 announce=True,
             )
         )
