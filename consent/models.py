@@ -244,8 +244,12 @@ class Receipt(models.Model):
     """A consent receipt for one change or one bulk change by an artist."""
 
     public_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    # No single-column index: the (artist, -created_at) index leads with it.
     artist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
     )
     created_at = models.DateTimeField(default=timezone.now)
     payload = models.JSONField()

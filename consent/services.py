@@ -677,7 +677,7 @@ _SWITCH_SLOTS = (
     "policy_version",
     "isrc",
     "entry_hash",
-)
+)  # the order of the unpacking in ``_switch_templates``
 
 
 @functools.cache
@@ -692,6 +692,15 @@ def _eligible_when(new_decision: str) -> list[str]:
     ]
 
 
+@dataclass(slots=True)
+class _ReceiptHead:
+    """What ``receipt_payload`` reads of a receipt, before the row exists."""
+
+    public_id: uuid.UUID
+    artist_id: int
+    created_at: datetime
+
+
 def _switch_templates(
     *,
     public_id: str,
@@ -702,7 +711,7 @@ def _switch_templates(
     source: str,
     request_id: str,
     now: datetime,
-    receipt: Receipt,
+    receipt_id: uuid.UUID,
 ) -> tuple[str, str]:
     """The ledger row's canonical encoding and the receipt JSON with
     ``format()`` slots (``_SWITCH_SLOTS``) for what only the lock can tell.
@@ -713,23 +722,25 @@ def _switch_templates(
     title can collide with one).
     """
     token = secrets.token_hex(8)
-    slot = {name: f"{token}-{name}" for name in _SWITCH_SLOTS}
+    slot = [f"{token}-{position}" for position in range(len(_SWITCH_SLOTS))]
+    (consent_version, old_state, old_eligible, new_eligible, policy_version, isrc,
+     entry_hash) = slot  # fmt: skip
     row = _LedgerRow(
         track_id=0,
-        consent_version=slot["consent_version"],
+        consent_version=consent_version,
         use=use,
-        old_state=slot["old_state"],
+        old_state=old_state,
         new_state=state_of(new_decision),
-        old_eligible=slot["old_eligible"],
-        new_eligible=slot["new_eligible"],
+        old_eligible=old_eligible,
+        new_eligible=new_eligible,
         actor_id=actor_id,
         source=source,
         created_at=now,
-        policy_version=slot["policy_version"],
+        policy_version=policy_version,
         request_id=request_id,
         note="",
         prev_hash="",
-        entry_hash=slot["entry_hash"],
+        entry_hash=entry_hash,
     )
     entry = canonical(
         track_public_id=public_id,
@@ -746,20 +757,20 @@ def _switch_templates(
         request_id=row.request_id,
         note=row.note,
     ).decode()
-    receipt.artist_id = artist_id
     payload = receipt_payload(
-        receipt=receipt,
+        receipt=_ReceiptHead(receipt_id, artist_id, now),
         entries=[row],
-        tracks={0: LockedTrack(0, public_id, artist_id, "", 0, "", slot["isrc"])},
+        tracks={0: LockedTrack(0, public_id, artist_id, "", 0, "", isrc)},
         method=source,
-        policy=Policy(number=slot["policy_version"], rules={}),
+        policy=Policy(number=policy_version, rules={}),
     )
     receipt_json = json.dumps(payload, ensure_ascii=False)
 
     def slotted(text: str) -> str:
         text = text.replace("%", "%%")
-        for position, name in enumerate(_SWITCH_SLOTS, start=1):
-            text = text.replace(json.dumps(slot[name]), f"%{position}$s")
+        for position, value in enumerate(slot, start=1):
+            # A token is plain ASCII: its JSON form is itself in quotes.
+            text = text.replace(f'"{value}"', f"%{position}$s")
         return text
 
     return slotted(entry), slotted(receipt_json)
@@ -780,7 +791,7 @@ def _consent_switch(
     it is atomic by itself and costs one round trip (no BEGIN/COMMIT of its
     own outside a transaction)."""
     now = timezone.now()
-    receipt = Receipt(public_id=uuid.uuid4(), created_at=now)
+    receipt_public_id = uuid.uuid4()
     actor_id = actor.pk if actor else None
     entry_template, receipt_template = _switch_templates(
         public_id=track.public_id if track is not None else public_id,
@@ -791,7 +802,7 @@ def _consent_switch(
         source=source,
         request_id=request_id,
         now=now,
-        receipt=receipt,
+        receipt_id=receipt_public_id,
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -810,7 +821,7 @@ def _consent_switch(
                 now,
                 source != Source.POLICY,
                 entry_template,
-                receipt.public_id,
+                receipt_public_id,
                 receipt_template,
             ],
         )
@@ -841,30 +852,33 @@ def _consent_switch(
             track=locked,
         )
     locked.head_hash = entry_hash
-    entry = LedgerEntry(
-        pk=entry_id,
-        track_id=track_id,
-        consent_version=version,
-        use=use,
-        old_state=state_of(old_decision),
-        new_state=state_of(new_decision),
-        old_eligible=old_eligible,
-        new_eligible=new_eligible,
-        actor_id=actor_id,
-        source=source,
-        created_at=now,
-        policy_version=policy_version,
-        request_id=request_id,
-        note="",
-        prev_hash=prev_hash,
-        entry_hash=entry_hash,
+    entry = LedgerEntry.from_db(
+        connection.alias,
+        ["id", *_LEDGER_COLUMNS],
+        [
+            entry_id,
+            track_id,
+            version,
+            use,
+            state_of(old_decision),
+            state_of(new_decision),
+            old_eligible,
+            new_eligible,
+            actor_id,
+            source,
+            now,
+            policy_version,
+            request_id,
+            "",
+            prev_hash,
+            entry_hash,
+        ],
     )
-    entry._state.adding = False
     # The payload was completed in the database: loaded when first read.
     receipt = Receipt.from_db(
         connection.alias,
         ["id", "public_id", "artist_id", "created_at", "emailed_at"],
-        [receipt_id, receipt.public_id, artist_id, now, None],
+        [receipt_id, receipt_public_id, artist_id, now, None],
     )
     if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
         transaction.on_commit(_ring_receipts_doorbell)

@@ -191,7 +191,7 @@ def _switch(
             state=state,
             actor=request.user,
             source=Source.WEB,
-            request_id=request.headers.get("X-Request-ID", "")[:64],
+            request_id=request.META.get("HTTP_X_REQUEST_ID", "")[:64],
         )
     except Track.DoesNotExist as missing:
         raise Http404("No such track.") from missing
