@@ -6,14 +6,16 @@ the track page (``/tracks/<id>/consent/``). Each wrk thread flips its own
 share of 2,000 tracks, always to the opposite of the track's state, so every
 request is a real change (ledger row, receipt, eligibility); the script
 checks that afterwards. gunicorn as the README serves production (4 sync
-workers), wrk 2 threads x 16 connections, 10 s per run.
+workers), wrk 2 threads x 16 connections.
 
 Baseline, same app, same round: a signed-in POST doing one UPDATE and two
-INSERTs in one transaction. Three rounds, each on freshly vacuumed tables;
+INSERTs in one transaction. Six rounds of 5 s runs, interleaved in a rotating
+order, each round on freshly vacuumed tables;
 the ratios are per round, the figures medians.
 Goal: >= 80% of the baseline's throughput, p99 <= 1.25x.
 """
 
+import os
 import random
 import statistics
 import sys
@@ -81,8 +83,9 @@ RUNS = (
     ("list", "switch on the track list"),
     ("page", "switch on the track page"),
 )
-ROUNDS = 3
-WORKERS = 4  # as the README serves production: gunicorn --workers 4
+ROUNDS = 6
+SECONDS = 5
+WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # README: gunicorn --workers 4
 THREADS = 2
 
 
@@ -145,18 +148,25 @@ def main() -> None:
         common.gunicorn(workers=WORKERS) as base,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        for kind, name in RUNS:  # warm every worker up on every path once
+            warm = script_for(kind, base, Path(tmp) / f"{kind}-warm.lua")
+            common.load_script(name, base, warm, seconds=2, threads=THREADS)
         for round_number in range(1, ROUNDS + 1):
-            # Every round starts from the same vacuumed tables (autovacuum's
-            # job in production): the runs of one round leave dead index
-            # entries on the same 2,000 tracks that would slow the next.
+            # Every round starts from freshly vacuumed tables (autovacuum's
+            # job in production): the runs leave dead index entries on the
+            # same 2,000 tracks that would slow every later run. Short runs,
+            # interleaved, in an order that rotates: this machine's speed
+            # drifts by +-20% over tens of seconds, and a ratio is only
+            # meaningful between runs that shared the same conditions.
             common.psql(f"VACUUM ANALYZE {touched}", DB_NAME)
-            for kind, name in RUNS:
-                warm = script_for(kind, base, Path(tmp) / f"{kind}-warm.lua")
-                common.load_script(name, base, warm, seconds=2, threads=THREADS)
-                time.sleep(0.5)  # let the warm-up's last requests commit
+            shift = (round_number - 1) % len(RUNS)
+            for kind, name in RUNS[shift:] + RUNS[:shift]:
+                time.sleep(0.5)  # let the last run's requests commit
                 script = script_for(kind, base, Path(tmp) / f"{kind}.lua")
                 before = LedgerEntry.objects.filter(track_id__in=pks).count()
-                r = common.load_script(name, base, script, seconds=10, threads=THREADS)
+                r = common.load_script(
+                    name, base, script, seconds=SECONDS, threads=THREADS
+                )
                 results[name].append(r)
                 changes[name] += (
                     LedgerEntry.objects.filter(track_id__in=pks).count() - before
@@ -178,7 +188,7 @@ def main() -> None:
 
     print(
         f"\ngunicorn --workers {WORKERS}, wrk {THREADS} threads x 16 connections, "
-        f"10 s per run, {ROUNDS} rounds: medians"
+        f"{SECONDS} s per run, {ROUNDS} rounds: medians"
     )
     print(
         common.table(

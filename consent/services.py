@@ -777,9 +777,39 @@ def _switch_templates(
 
 
 _SWITCH_SQL = (
-    "SELECT * FROM consent_switch("
-    "%s, %s, %s, %s, %s, %s, %s::text[], %s, %s, %s, %s, %s, %s, %s, %s)"
+    "SELECT * FROM consent_switch(%s::bigint, %s::text, %s::bigint, %s::text, "
+    "%s::text, %s::integer, %s::text[], %s::bigint, %s::text, %s::text, "
+    "%s::timestamptz, %s::boolean, %s::text, %s::uuid, %s::text)"
 )
+
+
+@functools.cache
+def _prepared_cursor_class(prepare: bool):
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):
+        def execute(self, query, params=None, **kwargs):
+            return super().execute(query, params, prepare=prepare or None)
+
+    return PreparedCursor
+
+
+def _prepared_cursor():
+    """A Django cursor whose statements are bound and prepared by the server.
+
+    For the switch only: its two templates are kilobytes of text that a
+    client-side cursor would quote into the SQL and the server would parse
+    and plan on every call; prepared once per connection, a call sends just
+    the values. ``REFRAIN_DB_PREPARED_STATEMENTS = False`` turns this off
+    (for PgBouncer in transaction mode, whose backends do not share them).
+    """
+    connection.ensure_connection()
+    raw = _prepared_cursor_class(settings.REFRAIN_DB_PREPARED_STATEMENTS)(
+        connection.connection
+    )
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
 
 
 def _consent_switch(
@@ -804,7 +834,7 @@ def _consent_switch(
         now=now,
         receipt_id=receipt_public_id,
     )
-    with connection.cursor() as cursor:
+    with _prepared_cursor() as cursor:
         cursor.execute(
             _SWITCH_SQL,
             [

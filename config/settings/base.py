@@ -241,6 +241,12 @@ REFRAIN_RECEIPT_DIGEST_MINUTES = env.int("REFRAIN_RECEIPT_DIGEST_MINUTES", defau
 REFRAIN_RECEIPT_DOORBELL_SECONDS = env.float(
     "REFRAIN_RECEIPT_DOORBELL_SECONDS", default=1.0
 )
+# The consent switch's statement is prepared once per database connection;
+# turn off behind a pooler that does not keep prepared statements (PgBouncer
+# in transaction mode before 1.21).
+REFRAIN_DB_PREPARED_STATEMENTS = env.bool(
+    "REFRAIN_DB_PREPARED_STATEMENTS", default=True
+)
 REFRAIN_JURISDICTION = env.str("REFRAIN_JURISDICTION", default="EU")
 REFRAIN_CONTROLLER_NAME = env.str("REFRAIN_CONTROLLER_NAME", default="The platform")
 REFRAIN_CONTROLLER_CONTACT = env.str(

@@ -7,7 +7,7 @@ statement that calls it: it locks the track, reads the decision, the artist's
 default, the current rule and the ledger head (each after the lock, so a
 writer it waited for is seen), and when something changes appends the ledger
 row, updates the decision, eligibility and track version and writes the
-receipt and its link to the track.
+receipt and its link to the track (one statement).
 
 It holds no rule of its own. ``consent.services`` passes in
 
@@ -87,23 +87,28 @@ BEGIN
         outcome := 'missing';
         RETURN;
     END IF;
-    -- Each statement below takes a new snapshot: it sees every change
-    -- committed by a writer this one waited for at the lock.
-    SELECT tc.decision, tc.eligible INTO old_decision, old_eligible
+    -- A new statement, so a new snapshot: it sees every change committed by
+    -- a writer this one waited for at the lock.
+    SELECT tc.decision, tc.eligible,
+           (SELECT d.decision FROM consent_artistdefault d
+             WHERE d.artist_id = consent_switch.artist_id AND d.use = p_use),
+           v.number, r.rule,
+           (SELECT l.entry_hash FROM consent_ledgerentry l
+             WHERE l.track_id = consent_switch.track_id
+               AND l.consent_version = consent_switch.consent_version)
+      INTO old_decision, old_eligible, artist_default, policy_version, rule,
+           prev_hash
       FROM consent_trackconsent tc
+      JOIN consent_policyversion v
+        ON v.number = (SELECT max(number) FROM consent_policyversion)
+      JOIN consent_policyrule r
+        ON r.version_id = v.id AND r.license_class = consent_switch.license_class
+       AND r.use = p_use
      WHERE tc.track_id = consent_switch.track_id AND tc.use = p_use;
     IF NOT FOUND THEN
         outcome := 'missing';
         RETURN;
     END IF;
-    SELECT d.decision INTO artist_default
-      FROM consent_artistdefault d
-     WHERE d.artist_id = consent_switch.artist_id AND d.use = p_use;
-    SELECT v.number, r.rule INTO policy_version, rule
-      FROM consent_policyversion v
-      JOIN consent_policyrule r ON r.version_id = v.id
-     WHERE v.number = (SELECT max(number) FROM consent_policyversion)
-       AND r.license_class = consent_switch.license_class AND r.use = p_use;
     new_eligible := old_eligible;
     IF p_if_version IS NOT NULL AND p_if_version <> consent_version THEN
         outcome := 'conflict';
@@ -118,10 +123,6 @@ BEGIN
         RETURN;
     END IF;
     new_eligible := (rule || ':' || coalesce(artist_default, '')) = ANY(p_eligible_when);
-    SELECT l.entry_hash INTO prev_hash
-      FROM consent_ledgerentry l
-     WHERE l.track_id = consent_switch.track_id
-       AND l.consent_version = consent_switch.consent_version;
     prev_hash := coalesce(prev_hash, repeat('0', 64));
     consent_version := consent_version + 1;
     v_slots := ARRAY[
@@ -134,34 +135,42 @@ BEGIN
     ];
     entry_hash := encode(sha256(convert_to(
         format(p_entry_template, VARIADIC v_slots) || prev_hash, 'UTF8')), 'hex');
-    INSERT INTO consent_ledgerentry (
-        track_id, consent_version, use, old_state, new_state, old_eligible,
-        new_eligible, actor_id, source, created_at, policy_version, request_id,
-        note, prev_hash, entry_hash
-    ) VALUES (
-        track_id, consent_version, p_use,
-        coalesce(nullif(old_decision, ''), 'default'),
-        coalesce(nullif(p_decision, ''), 'default'),
-        old_eligible, new_eligible, p_actor_id, p_source, p_now, policy_version,
-        p_request_id, '', prev_hash, entry_hash
-    ) RETURNING id INTO entry_id;
-    UPDATE consent_trackconsent tc
-       SET decision = p_decision, eligible = new_eligible, updated_at = p_now
-     WHERE tc.track_id = consent_switch.track_id AND tc.use = p_use;
-    UPDATE catalog_track t
-       SET consent_version = consent_switch.consent_version,
-           updated_at = CASE WHEN p_bump_updated THEN p_now ELSE t.updated_at END
-     WHERE t.id = consent_switch.track_id;
-    IF p_receipt_template IS NOT NULL THEN
+    -- The five writes in one statement.
+    WITH ledger AS (
+        INSERT INTO consent_ledgerentry (
+            track_id, consent_version, use, old_state, new_state, old_eligible,
+            new_eligible, actor_id, source, created_at, policy_version,
+            request_id, note, prev_hash, entry_hash
+        ) VALUES (
+            consent_switch.track_id, consent_switch.consent_version, p_use,
+            coalesce(nullif(old_decision, ''), 'default'),
+            coalesce(nullif(p_decision, ''), 'default'),
+            old_eligible, new_eligible, p_actor_id, p_source, p_now,
+            consent_switch.policy_version, p_request_id, '',
+            consent_switch.prev_hash, consent_switch.entry_hash
+        ) RETURNING id
+    ), answer AS (
+        UPDATE consent_trackconsent tc
+           SET decision = p_decision, eligible = new_eligible, updated_at = p_now
+         WHERE tc.track_id = consent_switch.track_id AND tc.use = p_use
+    ), version AS (
+        UPDATE catalog_track t
+           SET consent_version = consent_switch.consent_version,
+               updated_at = CASE WHEN p_bump_updated THEN p_now ELSE t.updated_at END
+         WHERE t.id = consent_switch.track_id
+    ), receipt AS (
         INSERT INTO consent_receipt (public_id, artist_id, created_at, payload)
         VALUES (
-            p_receipt_public_id, artist_id, p_now,
+            p_receipt_public_id, consent_switch.artist_id, p_now,
             format(p_receipt_template,
-                   VARIADIC v_slots || to_json(entry_hash)::text)::jsonb
-        ) RETURNING id INTO receipt_id;
+                   VARIADIC v_slots || to_json(consent_switch.entry_hash)::text)::jsonb
+        ) RETURNING id
+    ), link AS (
         INSERT INTO consent_receipt_tracks (receipt_id, track_id)
-        VALUES (consent_switch.receipt_id, consent_switch.track_id);
-    END IF;
+        SELECT receipt.id, consent_switch.track_id FROM receipt
+    )
+    SELECT (SELECT ledger.id FROM ledger), (SELECT receipt.id FROM receipt)
+      INTO entry_id, receipt_id;
     outcome := 'changed';
 END
 $$ LANGUAGE plpgsql;
