@@ -784,12 +784,13 @@ _SWITCH_SQL = (
 
 
 @functools.cache
-def _prepared_cursor_class(prepare: bool):
+def _prepared_cursor_class():
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     class PreparedCursor(ServerBindingCursor):
         def execute(self, query, params=None, **kwargs):
-            return super().execute(query, params, prepare=prepare or None)
+            # Prepared unless the connection's ``prepare_threshold`` is None.
+            return super().execute(query, params, prepare=True)
 
     return PreparedCursor
 
@@ -800,13 +801,10 @@ def _prepared_cursor():
     For the switch only: its two templates are kilobytes of text that a
     client-side cursor would quote into the SQL and the server would parse
     and plan on every call; prepared once per connection, a call sends just
-    the values. ``REFRAIN_DB_PREPARED_STATEMENTS = False`` turns this off
-    (for PgBouncer in transaction mode, whose backends do not share them).
+    the values (``REFRAIN_DB_PREPARED_STATEMENTS``, see the settings).
     """
     connection.ensure_connection()
-    raw = _prepared_cursor_class(settings.REFRAIN_DB_PREPARED_STATEMENTS)(
-        connection.connection
-    )
+    raw = _prepared_cursor_class()(connection.connection)
     if connection.queries_logged:
         return connection.make_debug_cursor(raw)
     return connection.make_cursor(raw)

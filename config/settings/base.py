@@ -88,6 +88,14 @@ def database_from_url(url: str) -> dict:
     else:
         config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         config["CONN_HEALTH_CHECKS"] = True
+        # Django's cursors bind parameters on the client and never prepare;
+        # only the consent switch's cursor binds on the server and asks for
+        # its statement to be prepared once per connection (consent.services).
+        # Off behind a pooler that does not keep prepared statements
+        # (PgBouncer in transaction mode before 1.21).
+        config.setdefault("OPTIONS", {})["prepare_threshold"] = (
+            5 if env.bool("REFRAIN_DB_PREPARED_STATEMENTS", default=True) else None
+        )
     config["ATOMIC_REQUESTS"] = False
     return config
 
@@ -240,12 +248,6 @@ REFRAIN_RECEIPT_DIGEST_MINUTES = env.int("REFRAIN_RECEIPT_DIGEST_MINUTES", defau
 # One wake-up of the receipt sender per process per this many seconds at most.
 REFRAIN_RECEIPT_DOORBELL_SECONDS = env.float(
     "REFRAIN_RECEIPT_DOORBELL_SECONDS", default=1.0
-)
-# The consent switch's statement is prepared once per database connection;
-# turn off behind a pooler that does not keep prepared statements (PgBouncer
-# in transaction mode before 1.21).
-REFRAIN_DB_PREPARED_STATEMENTS = env.bool(
-    "REFRAIN_DB_PREPARED_STATEMENTS", default=True
 )
 REFRAIN_JURISDICTION = env.str("REFRAIN_JURISDICTION", default="EU")
 REFRAIN_CONTROLLER_NAME = env.str("REFRAIN_CONTROLLER_NAME", default="The platform")
