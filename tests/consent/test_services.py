@@ -3,7 +3,8 @@ import json
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
 from consent.ledger import GENESIS_HASH, chain_hash, entry_encoding, verify_chains
@@ -331,6 +332,45 @@ def test_a_switch_encodes_any_request_id_exactly(artist, make_track, request_id)
     assert receipt.payload["services"][0]["purposes"][0]["tracks"][0]["isrc"] is None
     # the receipt the service answers with reads its payload when asked
     assert first.receipt.payload == receipt.payload
+
+
+@pytest.mark.postgres
+def test_a_switch_is_one_prepared_call_and_works_unprepared(make_track):
+    # given an artist's track on PostgreSQL
+    artist = UserFactory()
+    track = make_track(artist=artist)
+    public_id = track.public_id
+
+    def switch(state):
+        return consent_set(
+            owner=artist,
+            public_id=public_id,
+            use="ai-training",
+            state=state,
+            actor=artist,
+            source="web",
+        )
+
+    # when it is switched twice
+    with CaptureQueriesContext(connection) as queries:
+        switch("granted")
+    switch("denied")
+
+    # then each switch was one statement, prepared once on this connection
+    assert len(queries) == 1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements "
+            "WHERE statement LIKE 'SELECT * FROM consent_switch(%%'"
+        )
+        assert cursor.fetchone()[0] == 1
+    # and with prepared statements off (a pooler) it still switches
+    connection.connection.prepare_threshold = None
+    try:
+        assert switch("granted").changed is True
+    finally:
+        connection.connection.prepare_threshold = 5
+    assert verify_chains(track_ids=[track.pk]).breaks == []
 
 
 @pytest.mark.parametrize("state", ["granted", "denied", "default"])
