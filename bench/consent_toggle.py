@@ -6,7 +6,8 @@ the track page (``/tracks/<id>/consent/``). Each wrk thread flips its own
 share of 2,000 tracks, always to the opposite of the track's state, so every
 request is a real change (ledger row, receipt, eligibility); the script
 checks that afterwards. gunicorn as the README serves production (4 sync
-workers), wrk 2 threads x 16 connections.
+workers; ``BENCH_WORKERS=2`` for the earlier sessions' setup), wrk 2 threads x
+16 connections.
 
 Baseline, same app, same round: a signed-in POST doing one UPDATE and two
 INSERTs in one transaction. Six rounds of 5 s runs, interleaved in a rotating
