@@ -778,7 +778,7 @@ def _switch_templates(
 
 _SWITCH_SQL = (
     "SELECT * FROM consent_switch(%s::bigint, %s::text, %s::bigint, %s::text, "
-    "%s::text, %s::integer, %s::text[], %s::bigint, %s::text, %s::text, "
+    "%s::text, %s::bigint, %s::text[], %s::bigint, %s::text, %s::text, "
     "%s::timestamptz, %s::boolean, %s::text, %s::uuid, %s::text)"
 )
 
@@ -803,8 +803,12 @@ def _prepared_cursor():
     and plan on every call; prepared once per connection, a call sends just
     the values (``REFRAIN_DB_PREPARED_STATEMENTS``, see the settings).
     """
+    # What Django's ``connection.cursor()`` does before handing out a cursor.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
-    raw = _prepared_cursor_class()(connection.connection)
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        raw = _prepared_cursor_class()(connection.connection)
     if connection.queries_logged:
         return connection.make_debug_cursor(raw)
     return connection.make_cursor(raw)

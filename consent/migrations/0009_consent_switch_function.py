@@ -34,7 +34,7 @@ CREATE OR REPLACE FUNCTION consent_switch(
     p_owner_id bigint,
     p_use text,
     p_decision text,
-    p_if_version integer,
+    p_if_version bigint,
     p_eligible_when text[],
     p_actor_id bigint,
     p_source text,
