@@ -204,6 +204,35 @@ def _parse(name: str, output: str) -> LoadResult:
     return LoadResult(name, rps, p50, p99, total, errors)
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by gunicorn and PostgreSQL processes on this
+    machine (user + system, from ``/proc``). Differences around a run, divided
+    by its requests, give the CPU each side spent per request: steadier than
+    throughput on a machine whose speed drifts, and it says where time goes.
+    """
+    used = {"gunicorn": 0.0, "postgres": 0.0}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as stat_file:
+                stat = stat_file.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline_file:
+                cmdline = cmdline_file.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        if b"gunicorn" in cmdline:
+            used["gunicorn"] += seconds
+        elif "(postgres)" in stat:
+            used["postgres"] += seconds
+    return used
+
+
 def session_cookie_for(email: str) -> str:
     """A signed-in session for ``email`` created directly in the session store."""
     from django.conf import settings

@@ -144,6 +144,7 @@ def main() -> None:
         "consent_receipt, consent_receipt_tracks, bench_write_log"
     )
     results: dict[str, list] = {name: [] for _, name in RUNS}
+    cpu: dict[str, list[dict[str, float]]] = {name: [] for _, name in RUNS}
     changes: dict[str, int] = {name: 0 for _, name in RUNS}
     with (
         common.gunicorn(workers=WORKERS) as base,
@@ -165,10 +166,18 @@ def main() -> None:
                 time.sleep(0.5)  # let the last run's requests commit
                 script = script_for(kind, base, Path(tmp) / f"{kind}.lua")
                 before = LedgerEntry.objects.filter(track_id__in=pks).count()
+                cpu_before = common.cpu_seconds()
                 r = common.load_script(
                     name, base, script, seconds=SECONDS, threads=THREADS
                 )
+                cpu_after = common.cpu_seconds()
                 results[name].append(r)
+                cpu[name].append(
+                    {
+                        side: (cpu_after[side] - cpu_before[side]) / r.requests * 1000
+                        for side in cpu_after
+                    }
+                )
                 changes[name] += (
                     LedgerEntry.objects.filter(track_id__in=pks).count() - before
                 )
@@ -205,6 +214,23 @@ def main() -> None:
                         f"{median_ratio(name, 'p99_ms'):.2f}",
                     ]
                     for name, runs in results.items()
+                ],
+            ]
+        )
+    )
+    print("\nCPU per request (medians; a process that exited mid-run is not counted)")
+    print(
+        common.table(
+            [
+                ["run", "gunicorn ms", "PostgreSQL ms", "total ms"],
+                *[
+                    [
+                        name,
+                        f"{statistics.median(c['gunicorn'] for c in cpu[name]):.2f}",
+                        f"{statistics.median(c['postgres'] for c in cpu[name]):.2f}",
+                        f"{statistics.median(sum(c.values()) for c in cpu[name]):.2f}",
+                    ]
+                    for _, name in RUNS
                 ],
             ]
         )
