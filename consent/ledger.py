@@ -5,12 +5,12 @@ is the hash of the same track's previous row (64 zeros for the first), so
 altering, removing or reordering any row breaks every later hash of that track.
 """
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 from consent.models import LedgerEntry
 
@@ -71,24 +71,57 @@ def chain_hash(encoded: bytes, prev_hash: str) -> str:
     return hashlib.sha256(encoded + prev_hash.encode("ascii")).hexdigest()
 
 
+def encoded_fields(entry) -> dict:
+    """The fields of a ledger row (a model instance or any object with them)
+    that its hash covers, as ``canonical`` takes them."""
+    return {
+        "consent_version": entry.consent_version,
+        "use": entry.use,
+        "old_state": entry.old_state,
+        "new_state": entry.new_state,
+        "old_eligible": entry.old_eligible,
+        "new_eligible": entry.new_eligible,
+        "actor_id": entry.actor_id,
+        "source": entry.source,
+        "created_at": entry.created_at,
+        "policy_version": entry.policy_version,
+        "request_id": entry.request_id,
+        "note": entry.note,
+    }
+
+
 def entry_encoding(entry, track_public_id: str) -> bytes:
-    """The canonical encoding of a ledger row (a model instance or any object
-    with its fields): what its hash covers."""
-    return canonical(
-        track_public_id=track_public_id,
-        consent_version=entry.consent_version,
-        use=entry.use,
-        old_state=entry.old_state,
-        new_state=entry.new_state,
-        old_eligible=bool(entry.old_eligible),
-        new_eligible=bool(entry.new_eligible),
-        actor_id=entry.actor_id,
-        source=entry.source,
-        created_at=entry.created_at,
-        policy_version=entry.policy_version,
-        request_id=entry.request_id,
-        note=entry.note,
-    )
+    """The canonical encoding of a ledger row: what its hash covers."""
+    hashed = encoded_fields(entry)
+    hashed["old_eligible"] = bool(hashed["old_eligible"])
+    hashed["new_eligible"] = bool(hashed["new_eligible"])
+    return canonical(track_public_id=track_public_id, **hashed)
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    """A ledger row's stored fields without a model instance: what the
+    services write (COPY, the switch's answer) and verification reads back."""
+
+    track_id: int
+    consent_version: int
+    use: str
+    old_state: str
+    new_state: str
+    old_eligible: bool
+    new_eligible: bool
+    actor_id: int | None
+    source: str
+    created_at: datetime
+    policy_version: int
+    request_id: str
+    note: str
+    prev_hash: str
+    entry_hash: str
+
+
+# In the model's field order (``LedgerEntry.from_db`` relies on it).
+LEDGER_COLUMNS = tuple(field.name for field in dataclasses.fields(LedgerRow))
 
 
 @dataclass(frozen=True)
@@ -121,15 +154,15 @@ def verify_chains(
     """
     report = VerifyReport()
     rows = LedgerEntry.objects.order_by("track_id", "consent_version").values_list(
-        "id", "track__public_id", *_StoredRow._fields
+        "id", "track__public_id", *LEDGER_COLUMNS
     )
     if track_ids is not None:
         rows = rows.filter(track_id__in=track_ids)
     current_track = None
     expected_prev = GENESIS_HASH
     expected_version = 1
-    for entry_id, public_id, *fields in _iterate(rows, chunk):
-        row = _StoredRow(*fields)
+    for entry_id, public_id, *stored in _iterate(rows, chunk):
+        row = LedgerRow(*stored)
         if row.track_id != current_track:
             current_track = row.track_id
             expected_prev = GENESIS_HASH
@@ -152,26 +185,6 @@ def verify_chains(
         expected_prev = row.entry_hash
         expected_version = row.consent_version + 1
     return report
-
-
-class _StoredRow(NamedTuple):
-    """A ledger row as read back for verification (no model instance)."""
-
-    track_id: int
-    consent_version: int
-    use: str
-    old_state: str
-    new_state: str
-    old_eligible: bool
-    new_eligible: bool
-    actor_id: int | None
-    source: str
-    created_at: datetime
-    policy_version: int
-    request_id: str
-    note: str
-    prev_hash: str
-    entry_hash: str
 
 
 def _iterate(queryset, chunk: int) -> Iterator[tuple]:

@@ -28,7 +28,15 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Track
-from consent.ledger import GENESIS_HASH, canonical, chain_hash, entry_encoding
+from consent.ledger import (
+    GENESIS_HASH,
+    LEDGER_COLUMNS,
+    LedgerRow,
+    canonical,
+    chain_hash,
+    encoded_fields,
+    entry_encoding,
+)
 from consent.models import (
     ArtistDefault,
     BulkJob,
@@ -170,14 +178,14 @@ def _ledger_rows(
     request_id: str,
     policy_version: int,
     now: datetime,
-) -> list["_LedgerRow"]:
+) -> list[LedgerRow]:
     """The ledger rows of these changes: versions and hashes assigned per track
     in order, each chained to the track's head (which moves along)."""
     entries = []
     for change in changes:
         track = tracks[change.track_id]
         track.consent_version += 1
-        row = _LedgerRow(
+        row = LedgerRow(
             track_id=track.id,
             consent_version=track.consent_version,
             use=change.use,
@@ -235,7 +243,7 @@ def _write_changes(
     else:
         result.entries = LedgerEntry.objects.bulk_create(
             [
-                LedgerEntry(**{name: getattr(row, name) for name in _LEDGER_COLUMNS})
+                LedgerEntry(**{name: getattr(row, name) for name in LEDGER_COLUMNS})
                 for row in entries
             ],
             batch_size=2000,
@@ -256,52 +264,12 @@ def _write_changes(
     return result
 
 
-_LEDGER_COLUMNS = (
-    "track_id",
-    "consent_version",
-    "use",
-    "old_state",
-    "new_state",
-    "old_eligible",
-    "new_eligible",
-    "actor_id",
-    "source",
-    "created_at",
-    "policy_version",
-    "request_id",
-    "note",
-    "prev_hash",
-    "entry_hash",
-)
-
-
-@dataclass(slots=True)
-class _LedgerRow:
-    """A ledger row before it is written (COPY needs no model instance)."""
-
-    track_id: int
-    consent_version: int
-    use: str
-    old_state: str
-    new_state: str
-    old_eligible: bool
-    new_eligible: bool
-    actor_id: int | None
-    source: str
-    created_at: datetime
-    policy_version: int
-    request_id: str
-    note: str
-    prev_hash: str
-    entry_hash: str
-
-
-def _copy_ledger(entries: list[_LedgerRow]) -> None:
+def _copy_ledger(entries: list[LedgerRow]) -> None:
     """Append many ledger rows with COPY (bulk and policy runs on PostgreSQL)."""
-    sql = f"COPY {LedgerEntry._meta.db_table} ({', '.join(_LEDGER_COLUMNS)}) FROM STDIN"
+    sql = f"COPY {LedgerEntry._meta.db_table} ({', '.join(LEDGER_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for entry in entries:
-            copy.write_row(tuple(getattr(entry, name) for name in _LEDGER_COLUMNS))
+            copy.write_row(tuple(getattr(entry, name) for name in LEDGER_COLUMNS))
 
 
 def _bulk_update_consents(changes: list[Change], now: datetime) -> None:
@@ -561,32 +529,22 @@ def consent_set(
     """
     if use not in USE_ORDER:
         raise ConsentError(f"“{use}” is not a use.")
-    new_decision = decision_of(state)
+    change = {
+        "track": track,
+        "owner": owner,
+        "public_id": public_id,
+        "use": use,
+        "new_decision": decision_of(state),
+        "actor": actor,
+        "source": source,
+        "request_id": request_id,
+        "if_version": if_version,
+    }
     if connection.vendor == "postgresql":
-        result = _consent_switch(
-            track=track,
-            owner=owner,
-            public_id=public_id,
-            use=use,
-            new_decision=new_decision,
-            actor=actor,
-            source=source,
-            request_id=request_id,
-            if_version=if_version,
-        )
+        result = _consent_switch(**change)  # one statement: atomic by itself
     else:
         with transaction.atomic():
-            result = _consent_set_locked(
-                track=track,
-                owner=owner,
-                public_id=public_id,
-                use=use,
-                new_decision=new_decision,
-                actor=actor,
-                source=source,
-                request_id=request_id,
-                if_version=if_version,
-            )
+            result = _consent_set_locked(**change)
     if track is not None:
         track.consent_version = result.consent_version
     return result
@@ -725,7 +683,7 @@ def _switch_templates(
     slot = [f"{token}-{position}" for position in range(len(_SWITCH_SLOTS))]
     (consent_version, old_state, old_eligible, new_eligible, policy_version, isrc,
      entry_hash) = slot  # fmt: skip
-    row = _LedgerRow(
+    row = LedgerRow(
         track_id=0,
         consent_version=consent_version,
         use=use,
@@ -742,21 +700,7 @@ def _switch_templates(
         prev_hash="",
         entry_hash=entry_hash,
     )
-    entry = canonical(
-        track_public_id=public_id,
-        consent_version=row.consent_version,
-        use=row.use,
-        old_state=row.old_state,
-        new_state=row.new_state,
-        old_eligible=row.old_eligible,
-        new_eligible=row.new_eligible,
-        actor_id=row.actor_id,
-        source=row.source,
-        created_at=row.created_at,
-        policy_version=row.policy_version,
-        request_id=row.request_id,
-        note=row.note,
-    ).decode()
+    entry = canonical(track_public_id=public_id, **encoded_fields(row)).decode()
     payload = receipt_payload(
         receipt=_ReceiptHead(receipt_id, artist_id, now),
         entries=[row],
@@ -886,7 +830,7 @@ def _consent_switch(
     locked.head_hash = entry_hash
     entry = LedgerEntry.from_db(
         connection.alias,
-        ["id", *_LEDGER_COLUMNS],
+        ["id", *LEDGER_COLUMNS],
         [
             entry_id,
             track_id,

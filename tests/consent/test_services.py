@@ -79,6 +79,20 @@ def nothing_decided() -> dict[str, tuple[str, bool]]:
     return {use: ("", False) for use in USES}
 
 
+def list_switch(artist, track, state, **options):
+    """A switch as the track list makes it: the track found by its owner and
+    public id in the locking statement."""
+    return consent_set(
+        owner=artist,
+        public_id=track.public_id,
+        use=TRAINING,
+        state=state,
+        actor=artist,
+        source="web",
+        **options,
+    )
+
+
 def assert_hash_is_chained(entry: LedgerEntry, prev_hash: str) -> None:
     assert entry.prev_hash == prev_hash
     assert entry.entry_hash == chain_hash(
@@ -289,24 +303,8 @@ def test_a_switch_encodes_any_request_id_exactly(artist, make_track, request_id)
     track = make_track(artist=artist, isrc=None)
 
     # when it is granted and then denied
-    first = consent_set(
-        owner=artist,
-        public_id=track.public_id,
-        use=TRAINING,
-        state="granted",
-        actor=artist,
-        source="web",
-        request_id=request_id,
-    )
-    consent_set(
-        owner=artist,
-        public_id=track.public_id,
-        use=TRAINING,
-        state="denied",
-        actor=artist,
-        source="web",
-        request_id=request_id,
-    )
+    first = list_switch(artist, track, "granted", request_id=request_id)
+    list_switch(artist, track, "denied", request_id=request_id)
 
     # then both rows keep the request id, chain, and verify
     entries = ledger_of(track)
@@ -335,26 +333,14 @@ def test_a_switch_encodes_any_request_id_exactly(artist, make_track, request_id)
 
 
 @pytest.mark.postgres
-def test_a_switch_is_one_prepared_call_and_works_unprepared(make_track):
+def test_a_switch_is_one_prepared_call_and_works_unprepared(artist, make_track):
     # given an artist's track on PostgreSQL
-    artist = UserFactory()
     track = make_track(artist=artist)
-    public_id = track.public_id
-
-    def switch(state):
-        return consent_set(
-            owner=artist,
-            public_id=public_id,
-            use="ai-training",
-            state=state,
-            actor=artist,
-            source="web",
-        )
 
     # when it is switched twice
     with CaptureQueriesContext(connection) as queries:
-        switch("granted")
-    switch("denied")
+        list_switch(artist, track, "granted")
+    list_switch(artist, track, "denied")
 
     # then each switch was one statement, prepared once on this connection
     assert len(queries) == 1
@@ -367,7 +353,7 @@ def test_a_switch_is_one_prepared_call_and_works_unprepared(make_track):
     # and with prepared statements off (a pooler) it still switches
     connection.connection.prepare_threshold = None
     try:
-        assert switch("granted").changed is True
+        assert list_switch(artist, track, "granted").changed is True
     finally:
         connection.connection.prepare_threshold = 5
     assert verify_chains(track_ids=[track.pk]).breaks == []
