@@ -5,12 +5,11 @@ an artist reads: what they said, whether the default applies, whether the
 track is eligible and why a control is locked.
 """
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from html import escape
 
-from django.urls import get_script_prefix, reverse
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from catalog.rows import TrackRow
@@ -264,13 +263,6 @@ def row_html(row: ConsentRow, *, switch_url: str) -> str:
 
 def switch_url() -> str:
     """Where every switch posts, escaped for an attribute."""
-    return _switch_url(get_script_prefix())
-
-
-@functools.lru_cache(maxsize=8)
-def _switch_url(prefix: str) -> str:
-    # reverse() of a namespaced name costs ~0.1 ms with allauth's URLs
-    # mounted: once per script prefix, not once per switch.
     return escape(reverse("tracks:switch"))
 
 

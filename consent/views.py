@@ -152,7 +152,7 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
         request,
         public_id,
         *choice,
-        fallback=lambda: reverse("tracks:detail", kwargs={"public_id": public_id}),
+        fallback=reverse("tracks:detail", kwargs={"public_id": public_id}),
     )
 
 
@@ -165,7 +165,7 @@ def consent_switch(request: HttpRequest) -> HttpResponse:
     choice = switch_parse(use, state)
     if choice is None:
         return _not_understood(request, _safe_next(request, reverse("tracks:list")))
-    return _switch(request, public_id, *choice, fallback=lambda: reverse("tracks:list"))
+    return _switch(request, public_id, *choice, fallback=reverse("tracks:list"))
 
 
 def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
@@ -177,7 +177,7 @@ def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
 
 
 def _switch(
-    request: HttpRequest, public_id: str, use: str, state: str, *, fallback
+    request: HttpRequest, public_id: str, use: str, state: str, *, fallback: str
 ) -> HttpResponse:
     """One switch, from the list or the track page: the busiest write, so
     the service finds and locks the artist's track in the same statement
@@ -199,7 +199,7 @@ def _switch(
         if request.htmx:
             return HttpResponse(str(error), status=409)
         messages.error(request, str(error))
-        return redirect(_safe_next(request, fallback()))
+        return redirect(_safe_next(request, fallback))
     track = result.track
     if request.htmx:
         cell = consent_cell(
@@ -225,7 +225,7 @@ def _switch(
         messages.success(
             request, f"{USES[use].name} for “{track.title}” is now {word}. Saved."
         )
-    return redirect(_safe_next(request, fallback()))
+    return redirect(_safe_next(request, fallback))
 
 
 @login_required

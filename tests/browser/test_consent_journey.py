@@ -139,6 +139,7 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
     expect(genai).not_to_have_text(before)
     expect(genai).to_contain_text("Yes")
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    page.screenshot(path=artifacts_dir / "consent-list-switched.png")
     # and a screen reader is told
     expect(
         page.get_by_role("status").filter(
