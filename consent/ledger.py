@@ -17,8 +17,10 @@ from consent.models import LedgerEntry
 GENESIS_HASH = "0" * 64
 
 
-def _timestamp(value: datetime) -> str:
-    # Equal to strftime("%Y-%m-%dT%H:%M:%S.%fZ"), at a third of its cost.
+def encode_timestamp(value: datetime) -> str:
+    """A ledger row's time as its canonical encoding writes it (UTC,
+    microseconds): equal to strftime("%Y-%m-%dT%H:%M:%S.%fZ") at a third of
+    its cost."""
     return (
         value.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
     )
@@ -56,7 +58,7 @@ def canonical(
             "new_eligible": new_eligible,
             "actor": actor_id,
             "source": source,
-            "created_at": _timestamp(created_at),
+            "created_at": encode_timestamp(created_at),
             "policy_version": policy_version,
             "request_id": request_id,
             "note": note,

@@ -19,6 +19,14 @@ COLLECTION_METHODS = {
 }
 
 
+def receipt_times(created_at) -> dict:
+    """The receipt's two timestamps (Kantara's epoch seconds and ISO 8601)."""
+    return {
+        "consentTimestamp": int(created_at.timestamp()),
+        "timestamp": created_at.isoformat(),
+    }
+
+
 def receipt_payload(
     *, receipt: Receipt, entries: list[LedgerEntry], tracks: dict, method: str, policy
 ) -> dict:
@@ -59,8 +67,7 @@ def receipt_payload(
         "schema": SCHEMA,
         "version": KANTARA_VERSION,
         "consentReceiptID": str(receipt.public_id),
-        "consentTimestamp": int(receipt.created_at.timestamp()),
-        "timestamp": receipt.created_at.isoformat(),
+        **receipt_times(receipt.created_at),
         "collectionMethod": COLLECTION_METHODS.get(method, method),
         "source": method,
         "jurisdiction": settings.REFRAIN_JURISDICTION,

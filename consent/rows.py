@@ -5,11 +5,12 @@ an artist reads: what they said, whether the default applies, whether the
 track is eligible and why a control is locked.
 """
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from html import escape
 
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.safestring import mark_safe
 
 from catalog.rows import TrackRow
@@ -262,7 +263,13 @@ def row_html(row: ConsentRow, *, switch_url: str) -> str:
 
 
 def switch_url() -> str:
-    """Where every switch posts, escaped for an attribute."""
+    """Where every switch posts, escaped for an attribute (reversed once per
+    script prefix: every switch's answer carries it)."""
+    return _switch_url(get_script_prefix())
+
+
+@functools.lru_cache(maxsize=8)
+def _switch_url(prefix: str) -> str:
     return escape(reverse("tracks:switch"))
 
 

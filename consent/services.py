@@ -14,15 +14,16 @@ Invariants kept by these services, each in one short transaction:
 
 import functools
 import json
+import re
 import secrets
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -34,6 +35,7 @@ from consent.ledger import (
     LedgerRow,
     canonical,
     chain_hash,
+    encode_timestamp,
     encoded_fields,
     entry_encoding,
 )
@@ -52,7 +54,7 @@ from consent.models import (
     TrackConsent,
 )
 from consent.policy import Policy, is_eligible, policy_current
-from consent.receipts import receipt_payload
+from consent.receipts import receipt_payload, receipt_times
 from consent.uses import USE_ORDER
 from consent.uses import USES as USES_BY_SLUG
 
@@ -73,8 +75,11 @@ def state_of(decision: str) -> str:
     return decision or State.DEFAULT
 
 
+_STATES = frozenset(State.values)
+
+
 def decision_of(state: str) -> str:
-    if state not in State.values:
+    if state not in _STATES:
         raise ConsentError(f"“{state}” is not a state (granted, denied or default).")
     return "" if state == State.DEFAULT else state
 
@@ -635,7 +640,11 @@ _SWITCH_SLOTS = (
     "policy_version",
     "isrc",
     "entry_hash",
-)  # the order of the unpacking in ``_switch_templates``
+)  # the order of the unpacking in ``_switch_skeleton``
+
+# The time a skeleton is built with: each of its encodings is replaced by a
+# placeholder (``_switch_skeleton`` checks that each occurs exactly once).
+_SKELETON_TIME = datetime(2099, 12, 31, 23, 59, 58, 987654, tzinfo=UTC)
 
 
 @functools.cache
@@ -654,9 +663,91 @@ def _eligible_when(new_decision: str) -> list[str]:
 class _ReceiptHead:
     """What ``receipt_payload`` reads of a receipt, before the row exists."""
 
-    public_id: uuid.UUID
-    artist_id: int
+    public_id: object
+    artist_id: object
     created_at: datetime
+
+
+@functools.lru_cache(maxsize=256)
+def _switch_skeleton(
+    use: str, new_decision: str, source: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ledger row's canonical encoding and the receipt JSON of a switch,
+    built once per (use, answer, source) by the same ``canonical`` and
+    ``receipt_payload`` as every other write, in pieces: literal text at even
+    positions, at odd positions the name of a value the request fills in
+    (``_switch_templates``). The literal text has ``format()`` slots
+    (``_SWITCH_SLOTS``) for what only the lock can tell.
+
+    Each unknown value is a random token (fresh per skeleton, so no constant
+    text can collide with one), then its JSON form is replaced by its slot or
+    its name; the time by its encodings of ``_SKELETON_TIME``.
+    """
+    token = secrets.token_hex(8)
+    slot = [f"{token}-{position}" for position in range(len(_SWITCH_SLOTS))]
+    (consent_version, old_state, old_eligible, new_eligible, policy_version, isrc,
+     entry_hash) = slot  # fmt: skip
+    named = {name: f"{token}-{name}" for name in _SWITCH_NAMES}
+    row = LedgerRow(
+        track_id=0,
+        consent_version=consent_version,
+        use=use,
+        old_state=old_state,
+        new_state=state_of(new_decision),
+        old_eligible=old_eligible,
+        new_eligible=new_eligible,
+        actor_id=named["actor"],
+        source=source,
+        created_at=_SKELETON_TIME,
+        policy_version=policy_version,
+        request_id=named["request"],
+        note="",
+        prev_hash="",
+        entry_hash=entry_hash,
+    )
+    entry = canonical(track_public_id=named["track"], **encoded_fields(row)).decode()
+    payload = receipt_payload(
+        receipt=_ReceiptHead(named["receipt"], named["principal"], _SKELETON_TIME),
+        entries=[row],
+        tracks={0: LockedTrack(0, named["track"], 0, "", 0, "", isrc)},
+        method=source,
+        policy=Policy(number=policy_version, rules={}),
+    )
+    receipt_json = json.dumps(payload, ensure_ascii=False)
+
+    def pieces(text: str, times: dict[str, object]) -> tuple[str, ...]:
+        text = text.replace("%", "%%")
+        for position, value in enumerate(slot, start=1):
+            # A token is plain ASCII: its JSON form is itself in quotes.
+            text = text.replace(f'"{value}"', f"%{position}$s")
+        for name, value in times.items():
+            encoded = json.dumps(value)
+            if text.count(encoded) != 1:  # a token that happens to contain it
+                raise _SkeletonCollision
+            text = text.replace(encoded, f'"{named[name]}"')
+        return tuple(re.split(f'"{token}-([A-Za-z]+)"', text))
+
+    return (
+        pieces(entry, {"created": encode_timestamp(_SKELETON_TIME)}),
+        pieces(receipt_json, receipt_times(_SKELETON_TIME)),
+    )
+
+
+# What a request fills into a skeleton (``_switch_templates``).
+_SWITCH_NAMES = (
+    "track",
+    "actor",
+    "request",
+    "created",
+    "receipt",
+    "principal",
+    "consentTimestamp",
+    "timestamp",
+)
+
+
+class _SkeletonCollision(Exception):
+    """A random token contained an encoding of the skeleton's time."""
 
 
 def _switch_templates(
@@ -671,53 +762,35 @@ def _switch_templates(
     now: datetime,
     receipt_id: uuid.UUID,
 ) -> tuple[str, str]:
-    """The ledger row's canonical encoding and the receipt JSON with
-    ``format()`` slots (``_SWITCH_SLOTS``) for what only the lock can tell.
+    """The ledger row's canonical encoding and the receipt JSON of this
+    switch, with ``format()`` slots (``_SWITCH_SLOTS``) for what only the
+    lock can tell: its skeleton with this request's values filled in."""
+    for _attempt in range(3):
+        try:
+            entry, receipt = _switch_skeleton(use, new_decision, source)
+            break
+        except _SkeletonCollision:
+            continue
+    else:  # pragma: no cover - three tokens in a row containing a timestamp
+        raise RuntimeError("Could not build the switch's templates.")
+    values = {
+        "track": json.dumps(public_id, ensure_ascii=False),
+        "actor": json.dumps(actor_id),
+        "request": json.dumps(request_id, ensure_ascii=False),
+        "created": json.dumps(encode_timestamp(now)),
+        "receipt": json.dumps(str(receipt_id)),
+        "principal": json.dumps(str(artist_id)),
+        **{name: json.dumps(value) for name, value in receipt_times(now).items()},
+    }
+    for name, value in values.items():
+        values[name] = value.replace("%", "%%")
 
-    Built by the same ``canonical`` and ``receipt_payload`` as every other
-    write: each unknown value is a random token, then its JSON form is
-    replaced by its slot (tokens are fresh per call, so no request id or
-    title can collide with one).
-    """
-    token = secrets.token_hex(8)
-    slot = [f"{token}-{position}" for position in range(len(_SWITCH_SLOTS))]
-    (consent_version, old_state, old_eligible, new_eligible, policy_version, isrc,
-     entry_hash) = slot  # fmt: skip
-    row = LedgerRow(
-        track_id=0,
-        consent_version=consent_version,
-        use=use,
-        old_state=old_state,
-        new_state=state_of(new_decision),
-        old_eligible=old_eligible,
-        new_eligible=new_eligible,
-        actor_id=actor_id,
-        source=source,
-        created_at=now,
-        policy_version=policy_version,
-        request_id=request_id,
-        note="",
-        prev_hash="",
-        entry_hash=entry_hash,
-    )
-    entry = canonical(track_public_id=public_id, **encoded_fields(row)).decode()
-    payload = receipt_payload(
-        receipt=_ReceiptHead(receipt_id, artist_id, now),
-        entries=[row],
-        tracks={0: LockedTrack(0, public_id, artist_id, "", 0, "", isrc)},
-        method=source,
-        policy=Policy(number=policy_version, rules={}),
-    )
-    receipt_json = json.dumps(payload, ensure_ascii=False)
+    def filled(pieces: tuple[str, ...]) -> str:
+        text = list(pieces)
+        text[1::2] = [values[name] for name in pieces[1::2]]
+        return "".join(text)
 
-    def slotted(text: str) -> str:
-        text = text.replace("%", "%%")
-        for position, value in enumerate(slot, start=1):
-            # A token is plain ASCII: its JSON form is itself in quotes.
-            text = text.replace(f'"{value}"', f"%{position}$s")
-        return text
-
-    return slotted(entry), slotted(receipt_json)
+    return filled(entry), filled(receipt)
 
 
 _SWITCH_SQL = (
@@ -739,23 +812,29 @@ def _prepared_cursor_class():
     return PreparedCursor
 
 
-def _prepared_cursor():
-    """A Django cursor whose statements are bound and prepared by the server.
+def _prepared_cursor(conn):
+    """A Django cursor on ``conn`` whose statements are bound and prepared by
+    the server.
 
     For the switch only: its two templates are kilobytes of text that a
     client-side cursor would quote into the SQL and the server would parse
     and plan on every call; prepared once per connection, a call sends just
-    the values (``REFRAIN_DB_PREPARED_STATEMENTS``, see the settings).
+    the values (``REFRAIN_DB_PREPARED_STATEMENTS``, see the settings). The
+    underlying cursor is kept for the connection's life (a client-side
+    object: nothing stays open on the server), so do not close it.
     """
     # What Django's ``connection.cursor()`` does before handing out a cursor.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    with connection.wrap_database_errors:
-        raw = _prepared_cursor_class()(connection.connection)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(raw)
-    return connection.make_cursor(raw)
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    raw = conn.__dict__.get("_refrain_switch_cursor")
+    if raw is None or raw.closed or raw.connection is not conn.connection:
+        with conn.wrap_database_errors:
+            raw = _prepared_cursor_class()(conn.connection)
+        conn._refrain_switch_cursor = raw
+    if conn.queries_logged:
+        return conn.make_debug_cursor(raw)
+    return conn.make_cursor(raw)
 
 
 def _consent_switch(
@@ -780,31 +859,32 @@ def _consent_switch(
         now=now,
         receipt_id=receipt_public_id,
     )
-    with _prepared_cursor() as cursor:
-        cursor.execute(
-            _SWITCH_SQL,
-            [
-                track.pk if track is not None else None,
-                public_id if track is None else None,
-                owner.pk if track is None else None,
-                use,
-                new_decision,
-                if_version,
-                _eligible_when(new_decision),
-                actor_id,
-                source,
-                request_id,
-                now,
-                source != Source.POLICY,
-                entry_template,
-                receipt_public_id,
-                receipt_template,
-            ],
-        )
-        (outcome, track_id, found_public_id, title, artist_id, license_class, isrc,
-         version, old_decision, old_eligible, new_eligible, default, rule,
-         policy_version, prev_hash, entry_hash, entry_id,
-         receipt_id) = cursor.fetchone()  # fmt: skip
+    conn = connections[DEFAULT_DB_ALIAS]
+    cursor = _prepared_cursor(conn)
+    cursor.execute(
+        _SWITCH_SQL,
+        [
+            track.pk if track is not None else None,
+            public_id if track is None else None,
+            owner.pk if track is None else None,
+            use,
+            new_decision,
+            if_version,
+            _eligible_when(new_decision),
+            actor_id,
+            source,
+            request_id,
+            now,
+            source != Source.POLICY,
+            entry_template,
+            receipt_public_id,
+            receipt_template,
+        ],
+    )
+    (outcome, track_id, found_public_id, title, artist_id, license_class, isrc,
+     version, old_decision, old_eligible, new_eligible, default, rule,
+     policy_version, prev_hash, entry_hash, entry_id,
+     receipt_id) = cursor.fetchone()  # fmt: skip
     if outcome == "missing":
         if track is not None:
             raise ConsentError("This track no longer exists.")
@@ -829,7 +909,7 @@ def _consent_switch(
         )
     locked.head_hash = entry_hash
     entry = LedgerEntry.from_db(
-        connection.alias,
+        conn.alias,
         ["id", *LEDGER_COLUMNS],
         [
             entry_id,
@@ -852,7 +932,7 @@ def _consent_switch(
     )
     # The payload was completed in the database: loaded when first read.
     receipt = Receipt.from_db(
-        connection.alias,
+        conn.alias,
         ["id", "public_id", "artist_id", "created_at", "emailed_at"],
         [receipt_id, receipt_public_id, artist_id, now, None],
     )

@@ -1,5 +1,7 @@
 import hashlib
 import json
+from collections.abc import Callable
+from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
@@ -152,7 +154,7 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
         request,
         public_id,
         *choice,
-        fallback=reverse("tracks:detail", kwargs={"public_id": public_id}),
+        fallback=partial(reverse, "tracks:detail", kwargs={"public_id": public_id}),
     )
 
 
@@ -165,7 +167,9 @@ def consent_switch(request: HttpRequest) -> HttpResponse:
     choice = switch_parse(use, state)
     if choice is None:
         return _not_understood(request, _safe_next(request, reverse("tracks:list")))
-    return _switch(request, public_id, *choice, fallback=reverse("tracks:list"))
+    return _switch(
+        request, public_id, *choice, fallback=partial(reverse, "tracks:list")
+    )
 
 
 def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
@@ -177,12 +181,18 @@ def _not_understood(request: HttpRequest, back: str) -> HttpResponse:
 
 
 def _switch(
-    request: HttpRequest, public_id: str, use: str, state: str, *, fallback: str
+    request: HttpRequest,
+    public_id: str,
+    use: str,
+    state: str,
+    *,
+    fallback: Callable[[], str],
 ) -> HttpResponse:
     """One switch, from the list or the track page: the busiest write, so
     the service finds and locks the artist's track in the same statement
     (another artist's track is a 404 as everywhere) and the HTMX answer is
-    the control's HTML, formatted in Python."""
+    the control's HTML, formatted in Python. ``fallback`` gives the page a
+    plain form post returns to without a ``next`` (reversed only then)."""
     try:
         result = services.consent_set(
             owner=request.user,
@@ -199,7 +209,7 @@ def _switch(
         if request.htmx:
             return HttpResponse(str(error), status=409)
         messages.error(request, str(error))
-        return redirect(_safe_next(request, fallback))
+        return redirect(_safe_next(request, fallback()))
     track = result.track
     if request.htmx:
         cell = consent_cell(
@@ -225,7 +235,7 @@ def _switch(
         messages.success(
             request, f"{USES[use].name} for “{track.title}” is now {word}. Saved."
         )
-    return redirect(_safe_next(request, fallback))
+    return redirect(_safe_next(request, fallback()))
 
 
 @login_required

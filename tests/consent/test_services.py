@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
+from consent import services
 from consent.ledger import GENESIS_HASH, chain_hash, entry_encoding, verify_chains
 from consent.models import (
     ArtistDefault,
@@ -330,6 +331,45 @@ def test_a_switch_encodes_any_request_id_exactly(artist, make_track, request_id)
     assert receipt.payload["services"][0]["purposes"][0]["tracks"][0]["isrc"] is None
     # the receipt the service answers with reads its payload when asked
     assert first.receipt.payload == receipt.payload
+
+
+@pytest.mark.postgres
+def test_switches_share_one_skeleton_and_each_gets_its_own_values(
+    artist, make_track, monkeypatch
+):
+    # given a fresh skeleton cache whose first random token happens to
+    # contain the skeleton time's epoch seconds (so that skeleton is rebuilt)
+    services._switch_skeleton.cache_clear()
+    epoch = str(int(services._SKELETON_TIME.timestamp()))
+    tokens = iter([epoch + "abcdef0123"[: 16 - len(epoch)], "0123456789abcdef"])
+    monkeypatch.setattr(services.secrets, "token_hex", lambda nbytes: next(tokens))
+    other = UserFactory()
+    tracks = [make_track(artist=artist), make_track(artist=other, isrc=None)]
+
+    # when the two artists grant the same use, with their own request ids
+    results = [
+        list_switch(owner, track, "granted", request_id=f"req-{owner.pk}")
+        for owner, track in [(artist, tracks[0]), (other, tracks[1])]
+    ]
+
+    # then one skeleton served both (built on the second token)
+    assert services._switch_skeleton.cache_info().currsize == 1
+    # and each row and receipt carries its own track, actor, time and ids
+    for owner, track, result in zip([artist, other], tracks, results, strict=True):
+        (entry,) = ledger_of(track)
+        assert (entry.actor_id, entry.request_id) == (owner.pk, f"req-{owner.pk}")
+        assert_hash_is_chained(entry, GENESIS_HASH)
+        receipt = Receipt.objects.get(pk=result.receipt.pk)
+        assert receipt.artist_id == owner.pk
+        assert receipt.payload == receipt_payload(
+            receipt=receipt,
+            entries=[entry],
+            tracks={track.pk: track},
+            method="web",
+            policy=Policy(number=1, rules={}),
+        )
+    assert verify_chains(track_ids=[t.pk for t in tracks]).breaks == []
+    services._switch_skeleton.cache_clear()  # not built on the tokens above
 
 
 @pytest.mark.postgres
