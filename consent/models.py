@@ -265,7 +265,14 @@ class Receipt(models.Model):
         indexes = [
             models.Index(
                 fields=["artist", "-created_at"], name="consent_receipt_artist"
-            )
+            ),
+            # The outbox: receipts not yet e-mailed (the sweep and the digest
+            # read only these, however many receipts have been sent).
+            models.Index(
+                fields=["id"],
+                condition=models.Q(emailed_at__isnull=True),
+                name="consent_receipt_unsent",
+            ),
         ]
 
     def __str__(self) -> str:
