@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from html import escape
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.urls import get_script_prefix, reverse
 from django.utils.safestring import mark_safe
 
@@ -271,6 +273,12 @@ def switch_url() -> str:
 @functools.lru_cache(maxsize=8)
 def _switch_url(prefix: str) -> str:
     return escape(reverse("tracks:switch"))
+
+
+@receiver(setting_changed)
+def _switch_url_forget(*, setting: str, **kwargs) -> None:
+    if setting == "ROOT_URLCONF":  # as Django's own URL caches
+        _switch_url.cache_clear()
 
 
 def rows_html(rows: list[ConsentRow]) -> str:

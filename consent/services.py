@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
+from django.dispatch import receiver
 from django.utils import timezone
 
 from accounts.models import User
@@ -748,6 +750,14 @@ _SWITCH_NAMES = (
 
 class _SkeletonCollision(Exception):
     """A random token contained an encoding of the skeleton's time."""
+
+
+@receiver(setting_changed)
+def _skeletons_forget(*, setting: str, **kwargs) -> None:
+    # A skeleton holds the receipt's settings (site, controller, ...): a test
+    # that overrides one gets receipts with its values.
+    if setting.startswith("REFRAIN_"):
+        _switch_skeleton.cache_clear()
 
 
 def _switch_templates(

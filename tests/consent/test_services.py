@@ -4,6 +4,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core import mail
 from django.db import connection, transaction
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
@@ -370,6 +371,27 @@ def test_switches_share_one_skeleton_and_each_gets_its_own_values(
         )
     assert verify_chains(track_ids=[t.pk for t in tracks]).breaks == []
     services._switch_skeleton.cache_clear()  # not built on the tokens above
+
+
+@pytest.mark.postgres
+def test_a_switch_receipt_follows_changed_receipt_settings(artist, make_track):
+    # given a track granted and denied before the controller's settings change
+    track = make_track(artist=artist)
+    list_switch(artist, track, "granted")
+    list_switch(artist, track, "denied")
+
+    # when the site and controller change (a test overrides them) and the
+    # track is granted again
+    with override_settings(
+        REFRAIN_SITE_URL="https://music.example.org",
+        REFRAIN_CONTROLLER_NAME="Other Platform Ltd",
+    ):
+        result = list_switch(artist, track, "granted")
+
+    # then the new receipt names them: no template kept the old ones
+    payload = Receipt.objects.get(pk=result.receipt.pk).payload
+    assert payload["policyUrl"] == "https://music.example.org/policy/"
+    assert payload["piiControllers"][0]["piiController"] == "Other Platform Ltd"
 
 
 @pytest.mark.postgres
