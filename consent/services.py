@@ -77,7 +77,7 @@ def state_of(decision: str) -> str:
     return decision or State.DEFAULT
 
 
-_STATES = frozenset(State.values)
+_STATES = tuple(State.values)
 
 
 def decision_of(state: str) -> str:
@@ -644,8 +644,7 @@ _SWITCH_SLOTS = (
     "entry_hash",
 )  # the order of the unpacking in ``_switch_skeleton``
 
-# The time a skeleton is built with: each of its encodings is replaced by a
-# placeholder (``_switch_skeleton`` checks that each occurs exactly once).
+# The time a skeleton's ledger row is encoded with (then replaced by a name).
 _SKELETON_TIME = datetime(2099, 12, 31, 23, 59, 58, 987654, tzinfo=UTC)
 
 
@@ -683,7 +682,7 @@ def _switch_skeleton(
 
     Each unknown value is a random token (fresh per skeleton, so no constant
     text can collide with one), then its JSON form is replaced by its slot or
-    its name; the time by its encodings of ``_SKELETON_TIME``.
+    its name.
     """
     token = secrets.token_hex(8)
     slot = [f"{token}-{position}" for position in range(len(_SWITCH_SLOTS))]
@@ -715,24 +714,24 @@ def _switch_skeleton(
         method=source,
         policy=Policy(number=policy_version, rules={}),
     )
+    for name in receipt_times(_SKELETON_TIME):  # where the receipt's times go
+        payload[name] = named[name]
     receipt_json = json.dumps(payload, ensure_ascii=False)
+    # The row's time is encoded by ``canonical`` itself: its one quoted
+    # encoding (the row holds only fixed words and tokens besides) is a name.
+    created = json.dumps(encode_timestamp(_SKELETON_TIME))
+    if entry.count(created) != 1:
+        raise RuntimeError("The ledger row's time is not where it was expected.")
+    entry = entry.replace(created, f'"{named["created"]}"')
 
-    def pieces(text: str, times: dict[str, object]) -> tuple[str, ...]:
+    def pieces(text: str) -> tuple[str, ...]:
         text = text.replace("%", "%%")
         for position, value in enumerate(slot, start=1):
             # A token is plain ASCII: its JSON form is itself in quotes.
             text = text.replace(f'"{value}"', f"%{position}$s")
-        for name, value in times.items():
-            encoded = json.dumps(value)
-            if text.count(encoded) != 1:  # a token that happens to contain it
-                raise _SkeletonCollision
-            text = text.replace(encoded, f'"{named[name]}"')
         return tuple(re.split(f'"{token}-([A-Za-z]+)"', text))
 
-    return (
-        pieces(entry, {"created": encode_timestamp(_SKELETON_TIME)}),
-        pieces(receipt_json, receipt_times(_SKELETON_TIME)),
-    )
+    return pieces(entry), pieces(receipt_json)
 
 
 # What a request fills into a skeleton (``_switch_templates``).
@@ -746,10 +745,6 @@ _SWITCH_NAMES = (
     "consentTimestamp",
     "timestamp",
 )
-
-
-class _SkeletonCollision(Exception):
-    """A random token contained an encoding of the skeleton's time."""
 
 
 @receiver(setting_changed)
@@ -775,14 +770,7 @@ def _switch_templates(
     """The ledger row's canonical encoding and the receipt JSON of this
     switch, with ``format()`` slots (``_SWITCH_SLOTS``) for what only the
     lock can tell: its skeleton with this request's values filled in."""
-    for _attempt in range(3):
-        try:
-            entry, receipt = _switch_skeleton(use, new_decision, source)
-            break
-        except _SkeletonCollision:
-            continue
-    else:  # pragma: no cover - three tokens in a row containing a timestamp
-        raise RuntimeError("Could not build the switch's templates.")
+    entry, receipt = _switch_skeleton(use, new_decision, source)
     values = {
         "track": json.dumps(public_id, ensure_ascii=False),
         "actor": json.dumps(actor_id),
@@ -838,7 +826,12 @@ def _prepared_cursor(conn):
     conn.ensure_connection()
     conn.validate_thread_sharing()
     raw = conn.__dict__.get("_refrain_switch_cursor")
-    if raw is None or raw.closed or raw.connection is not conn.connection:
+    if (
+        raw is None
+        or raw.closed
+        or raw.connection is not conn.connection
+        or conn.allow_thread_sharing  # threads on one connection: one cursor each
+    ):
         with conn.wrap_database_errors:
             raw = _prepared_cursor_class()(conn.connection)
         conn._refrain_switch_cursor = raw

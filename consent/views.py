@@ -192,7 +192,8 @@ def _switch(
     the service finds and locks the artist's track in the same statement
     (another artist's track is a 404 as everywhere) and the HTMX answer is
     the control's HTML, formatted in Python. ``fallback`` gives the page a
-    plain form post returns to without a ``next`` (reversed only then)."""
+    plain form post returns to without a ``next`` (an HTMX switch never
+    reverses it)."""
     try:
         result = services.consent_set(
             owner=request.user,

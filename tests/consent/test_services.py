@@ -336,24 +336,23 @@ def test_a_switch_encodes_any_request_id_exactly(artist, make_track, request_id)
 
 @pytest.mark.postgres
 def test_switches_share_one_skeleton_and_each_gets_its_own_values(
-    artist, make_track, monkeypatch
+    artist, make_track, settings
 ):
-    # given a fresh skeleton cache whose first random token happens to
-    # contain the skeleton time's epoch seconds (so that skeleton is rebuilt)
-    services._switch_skeleton.cache_clear()
-    epoch = str(int(services._SKELETON_TIME.timestamp()))
-    tokens = iter([epoch + "abcdef0123"[: 16 - len(epoch)], "0123456789abcdef"])
-    monkeypatch.setattr(services.secrets, "token_hex", lambda nbytes: next(tokens))
+    # given receipt settings holding the digits of the skeleton's own time
+    # (a phone number can), which empties the skeleton cache
+    epoch = int(services._SKELETON_TIME.timestamp())
+    settings.REFRAIN_CONTROLLER_CONTACT = f"tel:+1{epoch}"
+    settings.REFRAIN_SITE_URL = f"https://{epoch}.example/"
     other = UserFactory()
     tracks = [make_track(artist=artist), make_track(artist=other, isrc=None)]
 
-    # when the two artists grant the same use, with their own request ids
+    # when two artists grant the same use, with their own request ids
     results = [
         list_switch(owner, track, "granted", request_id=f"req-{owner.pk}")
         for owner, track in [(artist, tracks[0]), (other, tracks[1])]
     ]
 
-    # then one skeleton served both (built on the second token)
+    # then one skeleton served both
     assert services._switch_skeleton.cache_info().currsize == 1
     # and each row and receipt carries its own track, actor, time and ids
     for owner, track, result in zip([artist, other], tracks, results, strict=True):
@@ -369,8 +368,8 @@ def test_switches_share_one_skeleton_and_each_gets_its_own_values(
             method="web",
             policy=Policy(number=1, rules={}),
         )
+        assert receipt.payload["piiControllers"][0]["contact"] == f"tel:+1{epoch}"
     assert verify_chains(track_ids=[t.pk for t in tracks]).breaks == []
-    services._switch_skeleton.cache_clear()  # not built on the tokens above
 
 
 @pytest.mark.postgres
