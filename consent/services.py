@@ -644,6 +644,19 @@ _SWITCH_SLOTS = (
     "entry_hash",
 )  # the order of the unpacking in ``_switch_skeleton``
 
+# What a request fills into a skeleton (``_switch_templates``).
+_SWITCH_NAMES = (
+    "track",
+    "actor",
+    "request",
+    "created",
+    "receipt",
+    "principal",
+    "consentTimestamp",
+    "timestamp",
+)
+
+
 # The time a skeleton's ledger row is encoded with (then replaced by a name).
 _SKELETON_TIME = datetime(2099, 12, 31, 23, 59, 58, 987654, tzinfo=UTC)
 
@@ -734,19 +747,6 @@ def _switch_skeleton(
     return pieces(entry), pieces(receipt_json)
 
 
-# What a request fills into a skeleton (``_switch_templates``).
-_SWITCH_NAMES = (
-    "track",
-    "actor",
-    "request",
-    "created",
-    "receipt",
-    "principal",
-    "consentTimestamp",
-    "timestamp",
-)
-
-
 @receiver(setting_changed)
 def _skeletons_forget(*, setting: str, **kwargs) -> None:
     # A skeleton holds the receipt's settings (site, controller, ...): a test
@@ -771,7 +771,7 @@ def _switch_templates(
     switch, with ``format()`` slots (``_SWITCH_SLOTS``) for what only the
     lock can tell: its skeleton with this request's values filled in."""
     entry, receipt = _switch_skeleton(use, new_decision, source)
-    values = {
+    encoded = {
         "track": json.dumps(public_id, ensure_ascii=False),
         "actor": json.dumps(actor_id),
         "request": json.dumps(request_id, ensure_ascii=False),
@@ -780,8 +780,7 @@ def _switch_templates(
         "principal": json.dumps(str(artist_id)),
         **{name: json.dumps(value) for name, value in receipt_times(now).items()},
     }
-    for name, value in values.items():
-        values[name] = value.replace("%", "%%")
+    values = {name: value.replace("%", "%%") for name, value in encoded.items()}
 
     def filled(pieces: tuple[str, ...]) -> str:
         text = list(pieces)
