@@ -310,6 +310,11 @@ class BulkJob(models.Model):
     status = models.CharField(
         max_length=8, choices=Status.choices, default=Status.QUEUED
     )
+    # Whoever runs the job holds it until this time and extends it with each
+    # chunk; a job whose lease ran out (its worker died) or that never
+    # started is resumed by the beat sweep (``bulk_jobs_resume``).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
     request_id = models.CharField(max_length=64)
     receipt = models.ForeignKey(
         Receipt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -323,6 +328,14 @@ class BulkJob(models.Model):
             models.UniqueConstraint(
                 fields=["public_id"], name="consent_bulkjob_public_id_uniq"
             )
+        ]
+        indexes = [
+            # The sweep reads only unfinished jobs.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="consent_bulkjob_unfinished",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -366,3 +379,39 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} {self.key}: {self.status}"
+
+
+class CheckRun(models.Model):
+    """The result of one run of a consistency check (``check_consent``,
+    ``verify_ledger``), kept for the audit view."""
+
+    class Kind(models.TextChoices):
+        CONSENT = "consent", "Stored consent against the rules"
+        LEDGER = "ledger", "Ledger hash chains"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Who asked: "beat", "command" or a staff member's e-mail.
+    triggered_by = models.CharField(max_length=254, blank=True)
+    checked = models.PositiveIntegerField(default=0)
+    problems = models.PositiveIntegerField(default=0)
+    repaired = models.PositiveIntegerField(default=0)
+    # The first differences found, in words (bounded).
+    details = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["kind", "-started_at"], name="consent_checkrun_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} check {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def ok(self) -> bool | None:
+        """True when it finished with nothing wrong left (``None`` while it
+        runs)."""
+        if self.finished_at is None:
+            return None
+        return self.problems == self.repaired

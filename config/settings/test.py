@@ -50,8 +50,12 @@ if REQUIRE_SERVICES and not (POSTGRES_AVAILABLE and REDIS_AVAILABLE):
         + " is not reachable"
     )
 
-# Each xdist worker gets its own key space (and pytest-django its own database).
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Each xdist worker gets its own key space (and pytest-django its own database);
+# REFRAIN_TEST_ID keeps two runs on one machine apart (give each its own
+# TEST_DATABASE_URL too).
+_WORKER = env.str("REFRAIN_TEST_ID", default="") + os.environ.get(
+    "PYTEST_XDIST_WORKER", "main"
+)
 TEST_TMP_DIR = Path(tempfile.gettempdir()) / f"refrain-test-{os.getpid()}"
 TEST_TMP_DIR.mkdir(parents=True, exist_ok=True)
 

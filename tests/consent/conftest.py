@@ -8,6 +8,7 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth.models import Group
 from django.test import Client
 
+import consent.tasks
 from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS
 from consent.services import trackconsent_create_missing
 from tests.factories import StaffFactory, TrackFactory
@@ -65,23 +66,23 @@ class TaskQueue:
         return [args for sent_name, args in self.sent if sent_name == name]
 
 
-class _QueuedTask:
-    def __init__(self, queue: TaskQueue, name: str):
-        self.queue, self.name = queue, name
+def _queued_delay(queue: TaskQueue, name: str):
+    def delay(*args):
+        queue.sent.append((name, args))
+        if queue.run_inline:
+            queue.originals[name](*args)
 
-    def delay(self, *args):
-        self.queue.sent.append((self.name, args))
-        if self.queue.run_inline:
-            self.queue.originals[self.name](*args)
+    return delay
 
 
 @pytest.fixture
 def task_queue(monkeypatch) -> TaskQueue:
-    import consent.tasks
-
-    queue = TaskQueue({name: getattr(consent.tasks, name) for name in CONSENT_TASKS})
-    for name in CONSENT_TASKS:
-        monkeypatch.setattr(consent.tasks, name, _QueuedTask(queue, name))
+    """Patches each consent task's ``delay`` (the services hold the task
+    objects themselves, imported as ``<name>_task``)."""
+    tasks = {name: getattr(consent.tasks, name) for name in CONSENT_TASKS}
+    queue = TaskQueue({name: task.run for name, task in tasks.items()})
+    for name, task in tasks.items():
+        monkeypatch.setattr(task, "delay", _queued_delay(queue, name))
     return queue
 
 

@@ -8,7 +8,6 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
-from consent import services
 from consent.ledger import GENESIS_HASH, chain_hash, entry_encoding, verify_chains
 from consent.models import (
     ArtistDefault,
@@ -36,6 +35,7 @@ from consent.services import (
     policy_preview,
     policy_publish,
     receipts_email_digest,
+    switch_postgres,
     track_license_class_set,
     trackconsent_create_missing,
 )
@@ -340,7 +340,7 @@ def test_switches_share_one_skeleton_and_each_gets_its_own_values(
 ):
     # given receipt settings holding the digits of the skeleton's own time
     # (a phone number can), which empties the skeleton cache
-    epoch = int(services._SKELETON_TIME.timestamp())
+    epoch = int(switch_postgres._SKELETON_TIME.timestamp())
     settings.REFRAIN_CONTROLLER_CONTACT = f"tel:+1{epoch}"
     settings.REFRAIN_SITE_URL = f"https://{epoch}.example/"
     other = UserFactory()
@@ -353,7 +353,7 @@ def test_switches_share_one_skeleton_and_each_gets_its_own_values(
     ]
 
     # then one skeleton served both
-    assert services._switch_skeleton.cache_info().currsize == 1
+    assert switch_postgres._switch_skeleton.cache_info().currsize == 1
     # and each row and receipt carries its own track, actor, time and ids
     for owner, track, result in zip([artist, other], tracks, results, strict=True):
         (entry,) = ledger_of(track)

@@ -6,8 +6,9 @@ from accounts.models import User
 from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS, user_ensure_verified
 from catalog.demo import catalog_bulk_generate, demo_isrc, demo_rows
 from catalog.models import LicenseClass, Track
+from consent.demo import trackconsent_bulk_load
 from consent.models import Decision, Source
-from consent.services import catalog_import, consent_set, trackconsent_bulk_load
+from consent.services import catalog_import, consent_set
 from consent.uses import Use
 
 DEMO_PASSWORD = "refrain-demo"

@@ -1,0 +1,88 @@
+"""Every consent write goes through here (ARCHITECTURE.md, "The write path").
+
+A package by concern; callers import the public names from here:
+
+* ``writes``: the shared machinery (locks, ledger rows, errors, results);
+* ``decisions`` and ``switch_postgres``: one change (``consent_set``), in
+  Python or as one call of the PostgreSQL function;
+* ``bulk``: many tracks, inline or as a resumable job;
+* ``defaults``: the artist's defaults;
+* ``eligibility``: re-evaluation when something other than a decision changes
+  (new tracks, licence classes, the catalogue import);
+* ``policy_changes``: preview, publish and apply a policy version;
+* ``receipt_outbox``: receipts and their e-mails;
+* ``checks``: ``check_consent``, the stored state against the rules.
+"""
+
+from consent.services.bulk import (
+    BulkOutcome,
+    bulk_change_start,
+    bulk_job_run,
+    consent_bulk_set_chunk,
+)
+from consent.services.decisions import consent_set
+from consent.services.defaults import DefaultsOutcome, defaults_set
+from consent.services.eligibility import (
+    RefreshOutcome,
+    catalog_import,
+    eligibility_refresh,
+    track_license_class_set,
+    trackconsent_create_missing,
+    tracks_upload,
+)
+from consent.services.policy_changes import (
+    PolicyApplyProgress,
+    policy_apply,
+    policy_notify_artists,
+    policy_preview,
+    policy_publish,
+    policy_versions_unapplied,
+)
+from consent.services.receipt_outbox import (
+    receipt_email_send,
+    receipt_for_request,
+    receipts_email_digest,
+    receipts_send_pending,
+)
+from consent.services.writes import (
+    ConsentError,
+    ConsentLocked,
+    SetResult,
+    VersionConflict,
+    decision_of,
+    new_request_id,
+    state_of,
+)
+
+__all__ = [
+    "BulkOutcome",
+    "ConsentError",
+    "ConsentLocked",
+    "DefaultsOutcome",
+    "PolicyApplyProgress",
+    "RefreshOutcome",
+    "SetResult",
+    "VersionConflict",
+    "bulk_change_start",
+    "bulk_job_run",
+    "catalog_import",
+    "consent_bulk_set_chunk",
+    "consent_set",
+    "decision_of",
+    "defaults_set",
+    "eligibility_refresh",
+    "new_request_id",
+    "policy_apply",
+    "policy_notify_artists",
+    "policy_preview",
+    "policy_publish",
+    "policy_versions_unapplied",
+    "receipt_email_send",
+    "receipt_for_request",
+    "receipts_email_digest",
+    "receipts_send_pending",
+    "state_of",
+    "track_license_class_set",
+    "trackconsent_create_missing",
+    "tracks_upload",
+]

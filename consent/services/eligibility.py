@@ -1,0 +1,237 @@
+"""Re-evaluation: stored eligibility brought in line with the rules when
+something other than a decision changes (a new track, a licence class, a
+default, the policy), each change logged in the ledger."""
+
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from catalog import services as catalog_services
+from catalog.models import Track
+from consent.models import ArtistDefault, Decision, Rule, Source, TrackConsent
+from consent.policy import Policy, is_eligible, policy_current
+from consent.services.writes import (
+    Change,
+    defaults_for,
+    id_condition,
+    lock_tracks,
+    write_changes,
+)
+from consent.uses import USE_ORDER
+
+
+@dataclass
+class RefreshOutcome:
+    tracks: int = 0
+    changed_rows: int = 0
+    artists: set[int] = field(default_factory=set)
+
+
+def eligibility_refresh(
+    *,
+    track_ids: list[int],
+    source: str,
+    actor: User | None,
+    note: str,
+    request_id: str = "",
+    policy: Policy | None = None,
+    applydefaults_for: dict[tuple[int, str], str | None] | None = None,
+) -> RefreshOutcome:
+    """Recompute stored eligibility of these tracks and log every change.
+
+    One transaction for the given ids (callers pass batches). Decisions are
+    untouched; a row whose eligibility changes gets a ledger entry with the
+    given source and note. ``policy`` defaults to the current one.
+    """
+    outcome = RefreshOutcome()
+    with transaction.atomic():
+        policy = policy or policy_current()
+        tracks = lock_tracks(track_ids)
+        if not tracks:
+            return outcome
+        condition, params = id_condition("track_id", list(tracks))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT track_id, use, decision, eligible, license_class "
+                f"FROM {TrackConsent._meta.db_table} WHERE {condition} "
+                "ORDER BY track_id, use",
+                params,
+            )
+            rows = cursor.fetchall()
+        defaults = defaults_for({t.artist_id for t in tracks.values()})
+        changes = []
+        stale_class = []
+        for track_id, use, decision, eligible, copied_class in rows:
+            track = tracks[track_id]
+            if copied_class != track.license_class:
+                stale_class.append(track_id)
+            rule = policy.rule(track.license_class, use)
+            new_eligible = is_eligible(
+                rule, decision, defaults.get((track.artist_id, use))
+            )
+            if new_eligible != eligible:
+                changes.append(
+                    Change(
+                        track_id=track_id,
+                        public_id=track.public_id,
+                        use=use,
+                        old_decision=decision,
+                        new_decision=decision,
+                        old_eligible=eligible,
+                        new_eligible=new_eligible,
+                        note=note,
+                    )
+                )
+                outcome.artists.add(track.artist_id)
+        if stale_class:
+            for track_id in set(stale_class):
+                TrackConsent.objects.filter(track_id=track_id).update(
+                    license_class=tracks[track_id].license_class
+                )
+        write_changes(
+            changes=changes,
+            tracks=tracks,
+            actor_id=actor.pk if actor else None,
+            source=source,
+            request_id=request_id,
+            policy_version=policy.number,
+            now=timezone.now(),
+        )
+    outcome.tracks = len(tracks)
+    outcome.changed_rows = len(changes)
+    return outcome
+
+
+def trackconsent_create_missing(
+    *, track_ids: list[int] | None = None, source: str = Source.UPLOAD
+) -> int:
+    """Give every track (or these) its one row per use, set-based.
+
+    New rows start on the artist's default; those that start eligible (an
+    explicit default of ``granted`` or an opt-out rule) are then logged by
+    ``eligibility_refresh``. Returns the number of rows created.
+    """
+    table = TrackConsent._meta.db_table
+    track_table = Track._meta.db_table
+    now = timezone.now()
+    uses = ", ".join(["(%s)"] * len(USE_ORDER))
+    where = ""
+    params: list = [*USE_ORDER, now]
+    if track_ids is not None:
+        if not track_ids:
+            return 0
+        where = f"AND t.id IN ({', '.join(['%s'] * len(track_ids))})"
+        params += list(track_ids)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH u(use) AS (VALUES {uses}) "
+            f"INSERT INTO {table} "
+            "(track_id, use, decision, eligible, artist_id, license_class, "
+            "updated_at) "
+            f"SELECT t.id, u.use, '', FALSE, t.artist_id, t.license_class, %s "
+            f"FROM {track_table} t CROSS JOIN u "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} x "
+            f"WHERE x.track_id = t.id AND x.use = u.use) {where}",
+            params,
+        )
+        created = cursor.rowcount
+        if created < 0:  # SQLite reports -1 for WITH … INSERT; ask it instead
+            cursor.execute("SELECT changes()")
+            created = cursor.fetchone()[0]
+    # Rows that the rules make eligible from the start (opt-out, or a default
+    # of yes) are corrected and logged, so the ledger explains them.
+    candidates = tracks_that_may_start_eligible(track_ids)
+    for start in range(0, len(candidates), 2000):
+        eligibility_refresh(
+            track_ids=candidates[start : start + 2000],
+            source=source,
+            actor=None,
+            note="new track: the rules make it eligible",
+        )
+    return created
+
+
+# Secondary indexes of consent rows, rebuilt after a bulk load instead of
+
+
+def tracks_that_may_start_eligible(track_ids: list[int] | None) -> list[int]:
+    policy = policy_current()
+    open_classes = {
+        license_class
+        for (license_class, _), rule in policy.rules.items()
+        if rule == Rule.OPT_OUT
+    }
+    granting_artists = ArtistDefault.objects.filter(decision=Decision.GRANTED).values(
+        "artist_id"
+    )
+    rows = TrackConsent.objects.filter(eligible=False, decision="")
+    if track_ids is not None:
+        rows = rows.filter(track_id__in=track_ids)
+    rows = rows.filter(
+        Q(license_class__in=open_classes) | Q(artist_id__in=granting_artists)
+    )
+    return sorted(set(rows.values_list("track_id", flat=True)))
+
+
+# --- Track creation and licence class (the consent side of catalog writes) -----
+
+
+def tracks_upload(*, artist: User, uploads: list) -> list[Track]:
+    """Store uploaded audio as tracks that start on the artist's defaults.
+
+    One transaction around the catalogue write and the consent rows; on any
+    failure the stored files are removed by the catalogue service.
+    """
+    with transaction.atomic():
+        tracks = catalog_services.tracks_upload(artist=artist, uploads=uploads)
+        trackconsent_create_missing(
+            track_ids=[track.pk for track in tracks], source=Source.UPLOAD
+        )
+    return tracks
+
+
+def catalog_import(*, rows, **options):
+    """The catalogue import, with every new track given its consent rows and
+    every reclassified track re-evaluated, inside each batch's transaction."""
+
+    def after_batch_write(*, created_isrcs, reclassified_track_ids):
+        if created_isrcs:
+            created = list(
+                Track.objects.filter(isrc__in=created_isrcs).values_list(
+                    "pk", flat=True
+                )
+            )
+            trackconsent_create_missing(track_ids=created, source=Source.IMPORT)
+        if reclassified_track_ids:
+            eligibility_refresh(
+                track_ids=reclassified_track_ids,
+                source=Source.IMPORT,
+                actor=None,
+                note="licence class changed by the catalogue import",
+            )
+
+    return catalog_services.catalog_import(
+        rows=rows, after_batch_write=after_batch_write, **options
+    )
+
+
+def track_license_class_set(
+    *, track: Track, license_class: str, label, actor: User | None, source: str
+) -> bool:
+    """Move a track between independent and label-licensed and re-evaluate its
+    eligibility in the same transaction (ledger rows for what changes)."""
+    with transaction.atomic():
+        changed = catalog_services.track_change_license_class(
+            track=track, license_class=license_class, label=label
+        )
+        if changed:
+            eligibility_refresh(
+                track_ids=[track.pk],
+                source=source,
+                actor=actor,
+                note=f"licence class is now {license_class}",
+            )
+    return changed
