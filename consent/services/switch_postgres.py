@@ -1,5 +1,6 @@
 """``consent_set`` on PostgreSQL: one call of the database function
-``consent_switch()`` (its source: ``consent/sql/``).
+``consent_switch()``, whose source is ``consent/sql/consent_switch_v2.sql``
+(``SWITCH_FUNCTION``; installed by migration ``consent/0013``).
 
 The busiest write of the product is one prepared statement: the function
 locks the track, reads the decision, the default, the rule and the ledger
@@ -8,7 +9,8 @@ the track's version and the receipt. It holds no rule of its own: the
 eligibility table comes from ``consent.policy.is_eligible`` and the ledger
 row's encoding and the receipt come from ``consent.ledger.canonical`` and
 ``consent.receipts.receipt_payload`` as text skeletons with slots for what
-only the lock can tell.
+only the lock can tell: the track's version, states, eligibility, policy
+version, ISRC, ledger hash and the receipt's principal (its artist).
 """
 
 import functools
@@ -47,6 +49,10 @@ from consent.services.writes import (
     version_conflict,
 )
 
+# The versioned file of the function whose slots these templates fill (the
+# last migration that installs one loads this file; tests compare the two).
+SWITCH_FUNCTION = "consent_switch_v2"
+
 _SWITCH_SLOTS = (
     "consent_version",
     "old_state",
@@ -55,6 +61,7 @@ _SWITCH_SLOTS = (
     "policy_version",
     "isrc",
     "entry_hash",
+    "principal",
 )  # the order of the unpacking in ``_switch_skeleton``
 
 # What a request fills into a skeleton (``_switch_templates``).
@@ -64,7 +71,6 @@ _SWITCH_NAMES = (
     "request",
     "created",
     "receipt",
-    "principal",
     "consentTimestamp",
     "timestamp",
 )
@@ -113,7 +119,7 @@ def _switch_skeleton(
     token = secrets.token_hex(8)
     slot = [f"{token}-{position}" for position in range(len(_SWITCH_SLOTS))]
     (consent_version, old_state, old_eligible, new_eligible, policy_version, isrc,
-     entry_hash) = slot  # fmt: skip
+     entry_hash, principal) = slot  # fmt: skip
     named = {name: f"{token}-{name}" for name in _SWITCH_NAMES}
     row = LedgerRow(
         track_id=0,
@@ -134,7 +140,7 @@ def _switch_skeleton(
     )
     entry = canonical(track_public_id=named["track"], **encoded_fields(row)).decode()
     payload = receipt_payload(
-        receipt=_ReceiptHead(named["receipt"], named["principal"], _SKELETON_TIME),
+        receipt=_ReceiptHead(named["receipt"], principal, _SKELETON_TIME),
         entries=[row],
         tracks={0: LockedTrack(0, named["track"], 0, "", 0, "", isrc)},
         method=source,
@@ -171,7 +177,6 @@ def _skeletons_forget(*, setting: str, **kwargs) -> None:
 def _switch_templates(
     *,
     public_id: str,
-    artist_id: int,
     use: str,
     new_decision: str,
     actor_id: int | None,
@@ -190,7 +195,6 @@ def _switch_templates(
         "request": json.dumps(request_id, ensure_ascii=False),
         "created": json.dumps(encode_timestamp(now)),
         "receipt": json.dumps(str(receipt_id)),
-        "principal": json.dumps(str(artist_id)),
         **{name: json.dumps(value) for name, value in receipt_times(now).items()},
     }
     values = {name: value.replace("%", "%%") for name, value in encoded.items()}
@@ -215,15 +219,16 @@ def consent_switch(
     if_version,
 ) -> SetResult:  # fmt: skip
     """``consent_set`` on PostgreSQL: one call of ``consent_switch()``
-    (migration 0009), which locks, checks and writes in one statement, so
-    it is atomic by itself and costs one round trip (no BEGIN/COMMIT of its
-    own outside a transaction)."""
+    (``consent/sql/consent_switch_v2.sql``), which locks, checks and writes
+    in one statement, so it is atomic by itself and costs one round trip (no
+    BEGIN/COMMIT of its own outside a transaction). Whatever the lock reads
+    (the artist above all: the track may have changed hands since ``track``
+    was read) comes from the locked row, as on the Python path."""
     now = timezone.now()
     receipt_public_id = uuid.uuid4()
     actor_id = actor.pk if actor else None
     entry_template, receipt_template = _switch_templates(
         public_id=track.public_id if track is not None else public_id,
-        artist_id=track.artist_id if track is not None else owner.pk,
         use=use,
         new_decision=new_decision,
         actor_id=actor_id,
