@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from catalog.models import Track
 from consent.ledger import (
+    GENESIS_HASH,
     LEDGER_COLUMNS,
     LedgerRow,
     canonical,
@@ -271,8 +272,16 @@ def consent_switch(
         raise version_conflict(version)
     if outcome == "locked":
         raise ConsentLocked("The policy does not allow this use of this track.")
+    # The head the lock read (the function answers it whatever the outcome),
+    # as the Python path's ``LockedTrack`` holds it.
     locked = LockedTrack(
-        track_id, found_public_id, artist_id, license_class, version, "", isrc
+        track_id,
+        found_public_id,
+        artist_id,
+        license_class,
+        version,
+        prev_hash or GENESIS_HASH,
+        isrc,
     )
     locked.title = title
     if outcome == "unchanged":
