@@ -90,7 +90,9 @@ def database_from_url(url: str) -> dict:
         config["CONN_HEALTH_CHECKS"] = True
         # Django's cursors bind parameters on the client and never prepare;
         # only the consent switch's cursor binds on the server and asks for
-        # its statement to be prepared once per connection (consent.services).
+        # its statement, a call of consent_switch() (source in consent/sql/,
+        # called by consent/services/switch_postgres.py), to be prepared once
+        # per connection.
         # Off behind a pooler that does not keep prepared statements
         # (PgBouncer in transaction mode before 1.21).
         config.setdefault("OPTIONS", {})["prepare_threshold"] = (
