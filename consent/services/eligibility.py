@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from catalog import services as catalog_services
 from catalog.models import Track
-from consent.models import ArtistDefault, Decision, Rule, Source, TrackConsent
+from consent.models import ArtistDefault, Decision, Source, TrackConsent
 from consent.policy import Policy, is_eligible, policy_current
 from consent.services.writes import (
     Change,
@@ -159,12 +159,19 @@ def trackconsent_create_missing(
 
 def tracks_that_may_start_eligible(track_ids: list[int] | None) -> list[int]:
     policy = policy_current()
+    # Rows without a decision that the rules may make eligible: those of a
+    # class where silence is a yes, or of an artist whose default is a yes.
     open_classes = {
         license_class
         for (license_class, _), rule in policy.rules.items()
-        if rule == Rule.OPT_OUT
+        if is_eligible(rule, "", None)
     }
-    granting_artists = ArtistDefault.objects.filter(decision=Decision.GRANTED).values(
+    yes_defaults = [
+        default
+        for default in Decision.values
+        if any(is_eligible(rule, "", default) for rule in policy.rules.values())
+    ]
+    granting_artists = ArtistDefault.objects.filter(decision__in=yes_defaults).values(
         "artist_id"
     )
     rows = TrackConsent.objects.filter(eligible=False, decision="")
