@@ -4,10 +4,14 @@ each run recorded as a ``CheckRun``, nightly through beat."""
 from io import StringIO
 
 import pytest
+from celery.schedules import crontab
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from config.celery_app import app as celery_app
+from consent import tasks
 from consent.models import ArtistDefault, CheckRun, LedgerEntry, TrackConsent
 from consent.policy import SHIPPED_RULES
 from consent.services import (
@@ -439,3 +443,54 @@ def test_verify_ledger_records_the_breaks_it_finds(catalogue):
         [named],
         False,
     )
+
+
+# --- nightly through beat --------------------------------------------------------
+
+
+def test_both_checks_run_nightly_through_beat():
+    schedule = django_settings.CELERY_BEAT_SCHEDULE
+
+    assert schedule["check-consent"] == {
+        "task": "consent.check_consent",
+        "schedule": crontab(hour=3, minute=15),
+    }
+    assert schedule["verify-ledger"] == {
+        "task": "consent.verify_ledger",
+        "schedule": crontab(hour=3, minute=45),
+    }
+    # beat sends the tasks by name: a worker knows both
+    assert tasks.check_consent.name == "consent.check_consent"
+    assert tasks.verify_ledger.name == "consent.verify_ledger"
+    assert {"consent.check_consent", "consent.verify_ledger"} <= set(celery_app.tasks)
+
+
+def test_the_nightly_tasks_record_their_runs(catalogue):
+    one, two, tracks = catalogue
+    raw_sql(
+        "UPDATE consent_trackconsent SET eligible = TRUE "
+        "WHERE track_id = %s AND use = %s",
+        [tracks["plain"].pk, TRAINING],
+    )
+    ledger_before = LedgerEntry.objects.count()
+
+    tasks.check_consent()
+    tasks.verify_ledger()
+
+    consent_run = CheckRun.objects.get(kind="consent")
+    ledger_run = CheckRun.objects.get(kind="ledger")
+    assert (
+        consent_run.triggered_by,
+        consent_run.checked,
+        consent_run.problems,
+        consent_run.repaired,
+        consent_run.ok,
+    ) == ("beat", 16, 1, 0, False)
+    assert (ledger_run.triggered_by, ledger_run.checked, ledger_run.problems) == (
+        "beat",
+        ledger_before,
+        0,
+    )
+    # the nightly check repairs nothing
+    assert LedgerEntry.objects.count() == ledger_before
+    assert row_of(tracks["plain"], TRAINING)[1] is True
