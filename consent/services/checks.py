@@ -128,19 +128,24 @@ def consent_check(
     )
     found = consent_differences(limit=detail_limit)
     outcome = ConsentCheckOutcome(found=found, run=run)
-    details = [*found.differences, *filter(None, [found.skipped()])]
+    notes = [found.skipped()] if found.skipped() else []
     if repair and found.problems:
         outcome.repaired_tracks = _repair(request_id=f"check-consent-{run.pk}")
         outcome.after = consent_differences(limit=detail_limit)
-        details.append(
+        notes.append(
             f"repaired {outcome.repaired_tracks} tracks; "
             f"after repair: {outcome.after.summary()}"
         )
-        details += outcome.after.differences
+    # At most DETAIL_LIMIT lines: the notes, and as many differences as fit
+    # (those found first, then any left after a repair).
+    room = DETAIL_LIMIT - len(notes)
+    named = found.differences[:room]
+    left = outcome.after.differences if outcome.after else []
+    details = [*named, *notes, *left[: room - len(named)]]
     run.checked = found.rows
     run.problems = found.problems
     run.repaired = max(0, found.problems - outcome.remaining) if repair else 0
-    run.details = details[:detail_limit]
+    run.details = details
     run.finished_at = timezone.now()
     run.save(
         update_fields=["checked", "problems", "repaired", "details", "finished_at"]

@@ -15,6 +15,7 @@ from consent import tasks
 from consent.models import ArtistDefault, CheckRun, LedgerEntry, TrackConsent
 from consent.policy import SHIPPED_RULES
 from consent.services import (
+    checks,
     consent_check,
     consent_set,
     policy_apply,
@@ -323,6 +324,24 @@ def test_limit_names_the_first_differences_and_counts_all(catalogue):
     ]
     run = CheckRun.objects.get()
     assert (run.problems, run.details) == (5, out[:2])
+
+
+def test_a_run_keeps_its_notes_within_the_bound_on_details(catalogue, monkeypatch):
+    one, two, tracks = catalogue
+    named = break_everything(tracks, two)
+    monkeypatch.setattr(checks, "DETAIL_LIMIT", 3)
+
+    code, out = check("--repair")
+
+    # the command names all five; the run keeps two and the repair's note
+    assert code == 0
+    assert len(out) == 8
+    run = CheckRun.objects.get()
+    assert run.details == [
+        named[0],
+        named[2],
+        f"repaired 3 tracks; after repair: {CLEAN_V1}",
+    ]
 
 
 def test_the_check_is_set_based(catalogue, make_track):
