@@ -9,9 +9,10 @@ default for the use (``None`` when neither was ever set):
 * ``opt_out``: eligible unless the answer is ``denied`` (silence is a yes).
 """
 
+import re
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Subquery
 
 from catalog.models import LicenseClass
 from consent.models import Decision, PolicyRule, PolicyVersion, Rule
@@ -31,6 +32,69 @@ def is_eligible(rule: str, decision: str, default: str | None) -> bool:
     if rule == Rule.OPT_IN:
         return answer == Decision.GRANTED
     return answer != Decision.DENIED
+
+
+# The values each input of ``is_eligible`` takes: a rule, a decision ("" when
+# the artist has not decided) and an explicit default (None when never set).
+RULE_VALUES: tuple[str, ...] = tuple(Rule.values)
+DECISION_VALUES: tuple[str, ...] = ("", *Decision.values)
+DEFAULT_VALUES: tuple[str | None, ...] = (None, *Decision.values)
+
+
+def answer_is_yes(rule: str, decision: str, default: str | None) -> bool:
+    """The artist's effective answer, as their control shows it: whether the
+    answer lets the use happen under the rule. A prohibited use is read as
+    opt-in would read it, so a locked control still shows what was said."""
+    return is_eligible(
+        Rule.OPT_IN if rule == Rule.PROHIBITED else rule, decision, default
+    )
+
+
+def eligible_sql(rule_sql: str, decision_sql: str, default_sql: str) -> str:
+    """``is_eligible`` as a SQL boolean expression over three SQL expressions
+    (a rule, a decision with "" for none, a default with NULL for none).
+
+    Built by asking ``is_eligible`` about every combination of
+    ``RULE_VALUES`` × ``DECISION_VALUES`` × ``DEFAULT_VALUES``, as nested
+    ``CASE``s; where every answer of a branch is the same, the branch is that
+    answer (a prohibited rule is ``FALSE`` without reading the answer). An
+    input outside these values, where the answer depends on it, gives NULL:
+    the rules have no answer for it. Runs on PostgreSQL and SQLite alike.
+    """
+
+    def branch(sql: str, values: tuple, answer_of) -> str:
+        answers = [answer_of(value) for value in values]
+        if all(answer == answers[0] for answer in answers):
+            return answers[0]
+        whens = " ".join(
+            f"WHEN {sql} {_sql_test(value)} THEN {answer}"
+            for value, answer in zip(values, answers, strict=True)
+        )
+        return f"CASE {whens} END"
+
+    return branch(
+        rule_sql,
+        RULE_VALUES,
+        lambda rule: branch(
+            decision_sql,
+            DECISION_VALUES,
+            lambda decision: branch(
+                default_sql,
+                DEFAULT_VALUES,
+                lambda default: (
+                    "TRUE" if is_eligible(rule, decision, default) else "FALSE"
+                ),
+            ),
+        ),
+    )
+
+
+def _sql_test(value: str | None) -> str:
+    if value is None:
+        return "IS NULL"
+    if not re.fullmatch(r"[a-z_-]*", value):  # the choices' slugs: no quoting
+        raise ValueError(f"not a plain value: {value!r}")
+    return f"= '{value}'"
 
 
 @dataclass(frozen=True)
@@ -58,17 +122,6 @@ def policy_current() -> Policy:
     return Policy(
         number=rows[0][0],
         rules={(license_class, use): rule for _, license_class, use, rule in rows},
-    )
-
-
-def current_rule_subquery(*, license_class_ref: str, use_ref) -> Subquery:
-    """The current rule for a track's class and a use, as a subquery."""
-    return Subquery(
-        PolicyRule.objects.filter(
-            version_id=latest_version_id_subquery(),
-            license_class=OuterRef(license_class_ref),
-            use=use_ref,
-        ).values("rule")[:1]
     )
 
 

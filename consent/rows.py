@@ -17,7 +17,12 @@ from django.utils.safestring import mark_safe
 
 from catalog.rows import TrackRow
 from consent.models import Decision, Rule
-from consent.policy import Policy, all_uses_locked_reason, locked_reason
+from consent.policy import (
+    Policy,
+    all_uses_locked_reason,
+    answer_is_yes,
+    locked_reason,
+)
 from consent.uses import USE_ORDER, USES
 
 
@@ -50,11 +55,7 @@ def consent_cell(
 ) -> ConsentCell:
     rule = policy.rule(license_class, use)
     info = USES[use]
-    answer = decision or default
-    if rule == Rule.OPT_OUT:
-        says_yes = answer != Decision.DENIED
-    else:
-        says_yes = answer == Decision.GRANTED
+    says_yes = answer_is_yes(rule, decision, default)
     locked = rule == Rule.PROHIBITED
     state = decision or "default"
     if locked:

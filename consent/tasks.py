@@ -57,3 +57,22 @@ def run_bulk_change(job_id: int) -> None:
     from consent.services import bulk_job_run
 
     bulk_job_run(job_id=job_id)
+
+
+@shared_task(name="consent.check_consent")
+def check_consent() -> None:
+    """Beat, nightly: compare the stored consent rows with the rules and
+    record a CheckRun. Repairs nothing (a difference made behind the
+    services' back needs a person to see why); read-only, safe to run twice."""
+    from consent.services import consent_check
+
+    consent_check(triggered_by="beat")
+
+
+@shared_task(name="consent.verify_ledger")
+def verify_ledger() -> None:
+    """Beat, nightly: walk every track's hash chain and record a CheckRun;
+    read-only, safe to run twice."""
+    from consent.services import ledger_check
+
+    ledger_check(triggered_by="beat")

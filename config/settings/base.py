@@ -4,6 +4,8 @@ Every setting is declared here; ``local``, ``test`` and ``production`` only
 change values. Values come from the environment through ``config.env``.
 """
 
+from celery.schedules import crontab
+
 from config.env import BASE_DIR, VAR_DIR, ensure_var_dirs, env
 
 # --- Core -------------------------------------------------------------------
@@ -270,5 +272,14 @@ CELERY_BEAT_SCHEDULE = {
     "receipt-digests": {
         "task": "consent.send_receipt_digests",
         "schedule": REFRAIN_RECEIPT_DIGEST_MINUTES * 60.0,
+    },
+    # Nightly consistency checks, each recorded as a CheckRun (UTC).
+    "check-consent": {
+        "task": "consent.check_consent",
+        "schedule": crontab(hour=3, minute=15),
+    },
+    "verify-ledger": {
+        "task": "consent.verify_ledger",
+        "schedule": crontab(hour=3, minute=45),
     },
 }

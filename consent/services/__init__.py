@@ -11,7 +11,8 @@ A package by concern; callers import the public names from here:
   (new tracks, licence classes, the catalogue import);
 * ``policy_changes``: preview, publish and apply a policy version;
 * ``receipt_outbox``: receipts and their e-mails;
-* ``checks``: ``check_consent``, the stored state against the rules.
+* ``checks``: ``consent_check``, the stored state against the rules, and
+  ``ledger_check``, the hash chains; each run recorded as a ``CheckRun``.
 """
 
 from consent.services.bulk import (
@@ -19,6 +20,13 @@ from consent.services.bulk import (
     bulk_change_start,
     bulk_job_run,
     consent_bulk_set_chunk,
+)
+from consent.services.checks import (
+    ConsentCheckOutcome,
+    ConsentCheckReport,
+    LedgerCheckOutcome,
+    consent_check,
+    ledger_check,
 )
 from consent.services.decisions import consent_set
 from consent.services.defaults import DefaultsOutcome, defaults_set
@@ -56,9 +64,12 @@ from consent.services.writes import (
 
 __all__ = [
     "BulkOutcome",
+    "ConsentCheckOutcome",
+    "ConsentCheckReport",
     "ConsentError",
     "ConsentLocked",
     "DefaultsOutcome",
+    "LedgerCheckOutcome",
     "PolicyApplyProgress",
     "RefreshOutcome",
     "SetResult",
@@ -66,11 +77,13 @@ __all__ = [
     "bulk_change_start",
     "bulk_job_run",
     "catalog_import",
+    "consent_check",
     "consent_bulk_set_chunk",
     "consent_set",
     "decision_of",
     "defaults_set",
     "eligibility_refresh",
+    "ledger_check",
     "new_request_id",
     "policy_apply",
     "policy_notify_artists",

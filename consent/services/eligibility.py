@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from catalog import services as catalog_services
 from catalog.models import Track
-from consent.models import ArtistDefault, Decision, Rule, Source, TrackConsent
+from consent.models import ArtistDefault, Decision, Source, TrackConsent
 from consent.policy import Policy, is_eligible, policy_current
 from consent.services.writes import (
     Change,
@@ -44,7 +44,9 @@ def eligibility_refresh(
 
     One transaction for the given ids (callers pass batches). Decisions are
     untouched; a row whose eligibility changes gets a ledger entry with the
-    given source and note. ``policy`` defaults to the current one.
+    given source and note. ``policy`` defaults to the current one. Stale
+    copies of the track's artist and licence class on its rows are put right
+    (no ledger row: they are not consent).
     """
     outcome = RefreshOutcome()
     with transaction.atomic():
@@ -55,7 +57,7 @@ def eligibility_refresh(
         condition, params = id_condition("track_id", list(tracks))
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT track_id, use, decision, eligible, license_class "
+                "SELECT track_id, use, decision, eligible, license_class, artist_id "
                 f"FROM {TrackConsent._meta.db_table} WHERE {condition} "
                 "ORDER BY track_id, use",
                 params,
@@ -63,11 +65,11 @@ def eligibility_refresh(
             rows = cursor.fetchall()
         defaults = defaults_for({t.artist_id for t in tracks.values()})
         changes = []
-        stale_class = []
-        for track_id, use, decision, eligible, copied_class in rows:
+        stale_copies = set()
+        for track_id, use, decision, eligible, copied_class, copied_artist in rows:
             track = tracks[track_id]
-            if copied_class != track.license_class:
-                stale_class.append(track_id)
+            if (copied_class, copied_artist) != (track.license_class, track.artist_id):
+                stale_copies.add(track_id)
             rule = policy.rule(track.license_class, use)
             new_eligible = is_eligible(
                 rule, decision, defaults.get((track.artist_id, use))
@@ -86,11 +88,13 @@ def eligibility_refresh(
                     )
                 )
                 outcome.artists.add(track.artist_id)
-        if stale_class:
-            for track_id in set(stale_class):
-                TrackConsent.objects.filter(track_id=track_id).update(
-                    license_class=tracks[track_id].license_class
-                )
+        for track_id in sorted(stale_copies):
+            # updated_at moves too: the artists' cached lists are keyed by it.
+            TrackConsent.objects.filter(track_id=track_id).update(
+                license_class=tracks[track_id].license_class,
+                artist_id=tracks[track_id].artist_id,
+                updated_at=timezone.now(),
+            )
         write_changes(
             changes=changes,
             tracks=tracks,
@@ -159,12 +163,19 @@ def trackconsent_create_missing(
 
 def tracks_that_may_start_eligible(track_ids: list[int] | None) -> list[int]:
     policy = policy_current()
+    # Rows without a decision that the rules may make eligible: those of a
+    # class where silence is a yes, or of an artist whose default is a yes.
     open_classes = {
         license_class
         for (license_class, _), rule in policy.rules.items()
-        if rule == Rule.OPT_OUT
+        if is_eligible(rule, "", None)
     }
-    granting_artists = ArtistDefault.objects.filter(decision=Decision.GRANTED).values(
+    yes_defaults = [
+        default
+        for default in Decision.values
+        if any(is_eligible(rule, "", default) for rule in policy.rules.values())
+    ]
+    granting_artists = ArtistDefault.objects.filter(decision__in=yes_defaults).values(
         "artist_id"
     )
     rows = TrackConsent.objects.filter(eligible=False, decision="")

@@ -22,7 +22,7 @@ from consent.models import (
     Source,
     TrackConsent,
 )
-from consent.policy import policy_current
+from consent.policy import eligible_sql, policy_current
 from consent.services.eligibility import eligibility_refresh
 from consent.services.writes import ConsentError
 from consent.tasks import apply_policy as apply_policy_task
@@ -45,22 +45,18 @@ def policy_preview(*, rules: dict[tuple[str, str], str]) -> dict[tuple[str, str]
         old_rule = current.rules.get((license_class, use))
         if old_rule == new_rule:
             continue
-        answer = "COALESCE(NULLIF(tc.decision, ''), d.decision)"  # NULL: silent
-        if new_rule == Rule.PROHIBITED:
-            new_expr = "FALSE"
-        elif new_rule == Rule.OPT_IN:
-            new_expr = f"COALESCE({answer} = 'granted', FALSE)"
-        else:
-            new_expr = f"COALESCE({answer} <> 'denied', TRUE)"
+        # The rule enters as a parameter (it is the caller's input), the
+        # expression is the one ``eligible_sql`` derives from ``is_eligible``.
+        new_expr = eligible_sql("new.rule", "tc.decision", "d.decision")
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT "
+                f"WITH new(rule) AS (VALUES (%s)) SELECT "
                 f"SUM(CASE WHEN NOT tc.eligible AND {new_expr} THEN 1 ELSE 0 END), "
                 f"SUM(CASE WHEN tc.eligible AND NOT {new_expr} THEN 1 ELSE 0 END) "
-                f"FROM {table} tc LEFT JOIN {defaults_table} d "
+                f"FROM {table} tc CROSS JOIN new LEFT JOIN {defaults_table} d "
                 f"ON d.artist_id = tc.artist_id AND d.use = tc.use "
                 f"WHERE tc.license_class = %s AND tc.use = %s",
-                [license_class, use],
+                [new_rule, license_class, use],
             )
             gain, lose = cursor.fetchone()
         preview[(license_class, use)] = {

@@ -1,9 +1,17 @@
+import itertools
+
 import pytest
+from django.db import connection
 
 from consent.models import PolicyRule, PolicyVersion
 from consent.policy import (
+    DECISION_VALUES,
+    DEFAULT_VALUES,
+    RULE_VALUES,
     SHIPPED_RULES,
     all_uses_locked_reason,
+    answer_is_yes,
+    eligible_sql,
     is_eligible,
     locked_reason,
     policy_current,
@@ -126,3 +134,100 @@ def test_locked_reasons_in_words():
     assert locked_reason("independent", "data-mining") == (
         "The platform does not allow data mining of independent tracks"
     )
+
+
+# --- the rule in SQL and on the controls, derived from is_eligible ------------------
+
+
+def test_the_sql_enumerates_every_value_of_the_truth_table():
+    assert set(RULE_VALUES) == {rule for rule, _, _, _ in TRUTH_TABLE}
+    assert set(DECISION_VALUES) == {decision for _, decision, _, _ in TRUTH_TABLE}
+    assert set(DEFAULT_VALUES) == {default for _, _, default, _ in TRUTH_TABLE}
+
+
+def _evaluate_in_the_database(inputs: list[tuple]) -> list:
+    """``eligible_sql`` run by the test database on each (rule, decision,
+    default), in the order given."""
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(inputs))
+    params = [
+        value for position, row in enumerate(inputs) for value in (position, *row)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH r(position, rule, decision, dflt) AS (VALUES {values}) "
+            f"SELECT {eligible_sql('r.rule', 'r.decision', 'r.dflt')} "
+            "FROM r ORDER BY r.position",
+            params,
+        )
+        return [value for (value,) in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_eligible_sql_agrees_with_is_eligible_on_every_combination():
+    # given every (rule, decision, default) the rule is defined on
+    inputs = list(itertools.product(RULE_VALUES, DECISION_VALUES, DEFAULT_VALUES))
+    assert len(inputs) == 27
+
+    # when the database evaluates the generated expression on each
+    answers = _evaluate_in_the_database(inputs)
+
+    # then each answer is a boolean (never NULL) equal to is_eligible's
+    assert [None if value is None else bool(value) for value in answers] == [
+        is_eligible(*row) for row in inputs
+    ]
+    # and to the hand-written truth table
+    assert {row: bool(value) for row, value in zip(inputs, answers, strict=True)} == {
+        (rule, decision, default): ok for rule, decision, default, ok in TRUTH_TABLE
+    }
+
+
+@pytest.mark.django_db
+def test_eligible_sql_has_no_answer_where_the_rule_has_none():
+    answers = _evaluate_in_the_database(
+        [
+            ("opt_in", "maybe", None),  # an unknown decision
+            ("opt_out", "", "maybe"),  # an unknown default
+            (None, "granted", None),  # no rule for this class and use
+            ("sometimes", "granted", None),  # an unknown rule
+            ("prohibited", "maybe", "maybe"),  # prohibited reads no answer
+            ("opt_in", "granted", "maybe"),  # a decision makes the default moot
+        ]
+    )
+
+    assert [None if value is None else bool(value) for value in answers] == [
+        None,
+        None,
+        None,
+        None,
+        False,
+        True,
+    ]
+
+
+def test_eligible_sql_takes_only_plain_values():
+    sql = eligible_sql("rule", "decision", "dflt")
+
+    assert sql.startswith("CASE WHEN rule = 'opt_in' THEN CASE WHEN decision = ''")
+    assert sql.endswith("WHEN rule = 'prohibited' THEN FALSE END")
+    assert "%" not in sql
+
+
+@pytest.mark.parametrize("rule, decision, default, eligible", TRUTH_TABLE)
+def test_answer_is_yes_is_eligibility_with_prohibited_read_as_opt_in(
+    rule, decision, default, eligible
+):
+    if rule == "prohibited":
+        expected = is_eligible("opt_in", decision, default)
+    else:
+        expected = eligible
+
+    assert answer_is_yes(rule, decision, default) is expected
+
+
+def test_a_locked_control_still_shows_what_the_artist_said():
+    assert answer_is_yes("prohibited", "granted", None) is True
+    assert answer_is_yes("prohibited", "", "granted") is True
+    assert answer_is_yes("prohibited", "", None) is False
+    assert answer_is_yes("prohibited", "denied", "granted") is False
+    # and silence under opt-out is a yes
+    assert answer_is_yes("opt_out", "", None) is True

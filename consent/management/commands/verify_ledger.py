@@ -2,14 +2,14 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from consent.ledger import verify_chains
+from consent.services import ledger_check
 
 
 class Command(BaseCommand):
     help = (
         "Walk every track's hash chain in the consent ledger. Prints tracks "
         "checked, rows checked and breaks; exits 1 on any break, naming the track "
-        "and the row."
+        "and the row. Each run is recorded as a CheckRun."
     )
 
     def add_arguments(self, parser):
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, chunk: int, **options) -> None:
-        report = verify_chains(chunk=chunk)
+        report = ledger_check(triggered_by="command", chunk=chunk).report
         for problem in report.breaks:
             self.stderr.write(
                 f"BREAK track {problem.track_public_id} row {problem.entry_id} "
