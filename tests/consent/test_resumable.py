@@ -1,0 +1,320 @@
+"""Nothing is left half done: a crash in the middle of a multi-step write
+either leaves nothing (one transaction) or is finished by the resume (the
+beat sweep, or running the same thing again), which ends in exactly the state
+a run without the crash gives: each track changed once in the ledger, every
+chain intact.
+
+A crash is injected by making a function that runs between two steps raise.
+The state a crash-free run gives is taken first, inside a transaction that is
+then rolled back, so both runs start from the same rows.
+"""
+
+import io
+
+import pytest
+from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.db import transaction
+
+import consent.services.defaults
+import consent.services.eligibility
+from catalog.audio import inspect_audio
+from catalog.importer import CatalogRow
+from catalog.models import Track
+from consent.models import (
+    ArtistDefault,
+    LedgerEntry,
+    Receipt,
+    TrackConsent,
+)
+from consent.services import (
+    catalog_import,
+    consent_set,
+    defaults_set,
+    trackconsent_create_missing,
+    tracks_upload,
+)
+from tests.catalog.helpers import wav_bytes
+from tests.factories import TrackFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+GENAI, TRAINING, INFERENCE, MINING = (
+    "genai-training",
+    "ai-training",
+    "ai-inference",
+    "data-mining",
+)
+
+
+class Crash(Exception):
+    """The injected failure: a process dying between two steps."""
+
+
+def crash_on_call(monkeypatch, module, name: str, call: int) -> list[int]:
+    """Make ``module.name`` raise ``Crash`` on its ``call``-th call (1-based)
+    and run normally otherwise. Returns the list of calls made so far."""
+    original = getattr(module, name)
+    calls: list[int] = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(len(calls) + 1)
+        if len(calls) == call:
+            raise Crash(f"{name} call {call}")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+def state(*, request_ids: dict[str, str] | None = None):
+    """Every row a consent write touches, without what differs between two
+    equal runs (times, hashes, generated ids; ``request_ids`` renames)."""
+    rename = request_ids or {}
+    consents = sorted(
+        TrackConsent.objects.values_list("track_id", "use", "decision", "eligible")
+    )
+    ledger = sorted(
+        (*row[:-1], rename.get(row[-1], row[-1]))
+        for row in LedgerEntry.objects.values_list(
+            "track_id",
+            "consent_version",
+            "use",
+            "old_state",
+            "new_state",
+            "old_eligible",
+            "new_eligible",
+            "actor_id",
+            "source",
+            "policy_version",
+            "note",
+            "request_id",
+        )
+    )
+    versions = sorted(Track.objects.values_list("pk", "consent_version"))
+    defaults = sorted(ArtistDefault.objects.values_list("artist_id", "use", "decision"))
+    receipts = sorted(
+        (
+            receipt.artist_id,
+            rename.get(receipt.payload["request_id"], receipt.payload["request_id"]),
+            tuple(sorted(receipt.tracks.values_list("pk", flat=True))),
+        )
+        for receipt in Receipt.objects.all()
+    )
+    return {
+        "consents": consents,
+        "ledger": ledger,
+        "versions": versions,
+        "defaults": defaults,
+        "receipts": receipts,
+    }
+
+
+def crash_free(run):
+    """The state ``run()`` leaves, then rolled back (its e-mails forgotten)."""
+    with transaction.atomic():
+        result = run()
+        expected = state()
+        transaction.set_rollback(True)
+    mail.outbox.clear()
+    return expected, result
+
+
+def assert_ledger_verifies():
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert out.getvalue().rstrip().endswith("breaks 0")
+
+
+def assert_each_track_changed_once(request_id: str, track_ids: set[int], use: str):
+    rows = list(
+        LedgerEntry.objects.filter(request_id=request_id).values_list("track_id", "use")
+    )
+    assert sorted(rows) == sorted((track_id, use) for track_id in track_ids)
+
+
+@pytest.fixture
+def artist(db):
+    return UserFactory()
+
+
+# --- defaults: one transaction --------------------------------------------------
+
+
+@pytest.fixture
+def artist_with_tracks(artist, make_track):
+    """Five tracks on default, one with an explicit yes, one label track."""
+    on_default = [make_track(artist=artist) for _ in range(5)]
+    decided = make_track(artist=artist)
+    consent_set(
+        track=decided, use=TRAINING, state="granted", actor=artist, source="web"
+    )
+    make_track(artist=artist, signed=True)
+    ArtistDefault.objects.create(artist=artist, use=MINING, decision="granted")
+    return artist, on_default
+
+
+@pytest.mark.parametrize(
+    "apply_to_existing, crash_in, call",
+    [
+        (True, "eligibility_refresh", 2),  # the second batch of tracks
+        (True, "receipt_for_request", 1),  # after every track, before the receipt
+        (False, "consent_bulk_set_chunk", 2),  # the second batch of pinned tracks
+        (False, "receipt_for_request", 1),
+    ],
+)
+def test_a_crash_in_defaults_set_leaves_nothing_and_the_retry_completes_it(
+    artist_with_tracks, monkeypatch, apply_to_existing, crash_in, call
+):
+    # given an artist's tracks, processed two at a time
+    artist, _ = artist_with_tracks
+    monkeypatch.setattr(consent.services.defaults, "CHUNK", 2)
+    change = {
+        "artist": artist,
+        "defaults": {TRAINING: "granted", MINING: ""},
+        "apply_to_existing": apply_to_existing,
+        "actor": artist,
+        "request_id": "defaults-1",
+    }
+    expected, outcome = crash_free(lambda: defaults_set(**change))
+    assert outcome.tracks_following + outcome.tracks_kept > 2  # more than a batch
+    before = state()
+
+    # when the change crashes half-way
+    crash_on_call(monkeypatch, consent.services.defaults, crash_in, call)
+    with pytest.raises(Crash):
+        defaults_set(**change)
+
+    # then nothing of it was written: not the defaults, no track, no receipt
+    assert state() == before
+
+    # and the retry gives exactly what a run without the crash gives
+    monkeypatch.undo()
+    defaults_set(**change)
+    assert state() == expected
+    assert_ledger_verifies()
+
+
+# --- new tracks: rows and their evaluation in one transaction ------------------
+
+
+def test_create_missing_inserts_and_evaluates_in_one_transaction(artist, monkeypatch):
+    # given tracks without consent rows, of an artist whose default for
+    # mining is yes (so the new rows start eligible and are logged)
+    ArtistDefault.objects.create(artist=artist, use=MINING, decision="granted")
+    tracks = [TrackFactory(artist=artist) for _ in range(3)]
+    ids = [track.pk for track in tracks]
+    expected, created = crash_free(lambda: trackconsent_create_missing(track_ids=ids))
+    assert created == 12
+
+    # when the evaluation crashes after the insert
+    crash_on_call(monkeypatch, consent.services.eligibility, "eligibility_refresh", 1)
+    with pytest.raises(Crash):
+        trackconsent_create_missing(track_ids=ids)
+
+    # then no row was left on the wrong eligibility: none was inserted
+    assert TrackConsent.objects.filter(track_id__in=ids).count() == 0
+    assert LedgerEntry.objects.filter(track_id__in=ids).count() == 0
+
+    # and the retry gives what one run gives
+    monkeypatch.undo()
+    assert trackconsent_create_missing(track_ids=ids) == 12
+    assert state() == expected
+    assert_ledger_verifies()
+
+
+def test_an_upload_whose_evaluation_crashes_leaves_no_track(
+    artist, monkeypatch, settings, tmp_path
+):
+    # given an artist whose default for mining is yes
+    settings.MEDIA_ROOT = str(tmp_path)
+    ArtistDefault.objects.create(artist=artist, use=MINING, decision="granted")
+
+    def upload():
+        file = SimpleUploadedFile("song.wav", wav_bytes(), "audio/wav")
+        info = inspect_audio(file, name=file.name, size=file.size, max_bytes=10**6)
+        return tracks_upload(artist=artist, uploads=[(file, info)])
+
+    # when the new track's evaluation crashes
+    crash_on_call(monkeypatch, consent.services.eligibility, "eligibility_refresh", 1)
+    with pytest.raises(Crash):
+        upload()
+
+    # then there is no track, no consent row, no ledger row and no stored file
+    assert Track.objects.filter(artist=artist).count() == 0
+    assert TrackConsent.objects.filter(artist=artist).count() == 0
+    assert LedgerEntry.objects.count() == 0
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
+
+    # and uploading again gives the track on the artist's defaults, logged once
+    monkeypatch.undo()
+    [track] = upload()
+    rows = dict(TrackConsent.objects.filter(track=track).values_list("use", "eligible"))
+    assert rows == {GENAI: False, TRAINING: False, INFERENCE: False, MINING: True}
+    assert list(LedgerEntry.objects.values_list("track_id", "use", "source")) == [
+        (track.pk, MINING, "upload")
+    ]
+    assert_ledger_verifies()
+
+
+def _import_rows(artist):
+    return [
+        CatalogRow(line, f"QZRFN24{line:05d}", f"Song {line}", artist.email,
+                   "independent", "", 200000)
+        for line in range(2, 9)
+    ]  # fmt: skip
+
+
+def _by_isrc():
+    """The import's outcome keyed by ISRC (track ids differ between runs)."""
+    isrc = dict(Track.objects.values_list("pk", "isrc"))
+    consents = sorted(
+        (isrc[track_id], use, decision, eligible)
+        for track_id, use, decision, eligible in TrackConsent.objects.values_list(
+            "track_id", "use", "decision", "eligible"
+        )
+    )
+    ledger = sorted(
+        (isrc[row[0]], *row[1:])
+        for row in LedgerEntry.objects.values_list(
+            "track_id", "consent_version", "use", "old_eligible", "new_eligible",
+            "source", "note",
+        )
+    )  # fmt: skip
+    return sorted(isrc.values()), consents, ledger
+
+
+def test_an_import_batch_whose_evaluation_crashes_is_rolled_back_and_rerun(
+    artist, monkeypatch
+):
+    # given an artist whose default for mining is yes, and seven new rows
+    # imported two per batch
+    ArtistDefault.objects.create(artist=artist, use=MINING, decision="granted")
+    rows = _import_rows(artist)
+    with transaction.atomic():
+        catalog_import(rows=rows, batch_size=2)
+        expected = _by_isrc()
+        transaction.set_rollback(True)
+
+    # when the second batch's evaluation crashes
+    crash_on_call(monkeypatch, consent.services.eligibility, "eligibility_refresh", 2)
+    with pytest.raises(Crash):
+        catalog_import(rows=rows, batch_size=2)
+
+    # then the first batch is whole (tracks, rows, ledger) and the second left
+    # nothing
+    isrcs, consents, ledger = _by_isrc()
+    assert isrcs == [row.isrc for row in rows[:2]]
+    assert len(consents) == 8
+    assert [(entry[0], entry[2]) for entry in ledger] == [
+        (rows[0].isrc, MINING),
+        (rows[1].isrc, MINING),
+    ]
+
+    # and importing the file again ends as one import without the crash does
+    monkeypatch.undo()
+    report = catalog_import(rows=rows, batch_size=2)
+    assert (report.created, report.unchanged) == (5, 2)
+    assert _by_isrc() == expected
+    assert_ledger_verifies()
