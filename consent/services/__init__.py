@@ -36,6 +36,7 @@ from consent.services.policy_changes import (
     policy_notify_artists,
     policy_preview,
     policy_publish,
+    policy_runs_resume,
     policy_versions_unapplied,
 )
 from consent.services.receipt_outbox import (
@@ -76,6 +77,7 @@ __all__ = [
     "policy_notify_artists",
     "policy_preview",
     "policy_publish",
+    "policy_runs_resume",
     "policy_versions_unapplied",
     "receipt_email_send",
     "receipt_for_request",

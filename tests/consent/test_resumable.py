@@ -19,19 +19,25 @@ from django.db import transaction
 
 import consent.services.defaults
 import consent.services.eligibility
+import consent.services.policy_changes
 from catalog.audio import inspect_audio
 from catalog.importer import CatalogRow
 from catalog.models import Track
 from consent.models import (
     ArtistDefault,
     LedgerEntry,
+    PolicyNotice,
     Receipt,
     TrackConsent,
 )
+from consent.policy import policy_current
 from consent.services import (
     catalog_import,
     consent_set,
     defaults_set,
+    policy_apply,
+    policy_publish,
+    policy_runs_resume,
     trackconsent_create_missing,
     tracks_upload,
 )
@@ -54,7 +60,8 @@ class Crash(Exception):
 
 def crash_on_call(monkeypatch, module, name: str, call: int) -> list[int]:
     """Make ``module.name`` raise ``Crash`` on its ``call``-th call (1-based)
-    and run normally otherwise. Returns the list of calls made so far."""
+    and run normally before and after (so the retry runs the real thing).
+    Returns the list of calls made so far."""
     original = getattr(module, name)
     calls: list[int] = []
 
@@ -190,7 +197,6 @@ def test_a_crash_in_defaults_set_leaves_nothing_and_the_retry_completes_it(
     assert state() == before
 
     # and the retry gives exactly what a run without the crash gives
-    monkeypatch.undo()
     defaults_set(**change)
     assert state() == expected
     assert_ledger_verifies()
@@ -218,7 +224,6 @@ def test_create_missing_inserts_and_evaluates_in_one_transaction(artist, monkeyp
     assert LedgerEntry.objects.filter(track_id__in=ids).count() == 0
 
     # and the retry gives what one run gives
-    monkeypatch.undo()
     assert trackconsent_create_missing(track_ids=ids) == 12
     assert state() == expected
     assert_ledger_verifies()
@@ -248,7 +253,6 @@ def test_an_upload_whose_evaluation_crashes_leaves_no_track(
     assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
 
     # and uploading again gives the track on the artist's defaults, logged once
-    monkeypatch.undo()
     [track] = upload()
     rows = dict(TrackConsent.objects.filter(track=track).values_list("use", "eligible"))
     assert rows == {GENAI: False, TRAINING: False, INFERENCE: False, MINING: True}
@@ -313,8 +317,81 @@ def test_an_import_batch_whose_evaluation_crashes_is_rolled_back_and_rerun(
     ]
 
     # and importing the file again ends as one import without the crash does
-    monkeypatch.undo()
     report = catalog_import(rows=rows, batch_size=2)
     assert (report.created, report.unchanged) == (5, 2)
     assert _by_isrc() == expected
     assert_ledger_verifies()
+
+
+# --- a policy run: resumed from its saved cursor -------------------------------
+
+
+@pytest.fixture
+def policy_catalogue(make_track):
+    """Eight tracks of three artists: silent, granted and denied answers."""
+    one, two, three = UserFactory(), UserFactory(), UserFactory()
+    tracks = [make_track(artist=artist) for artist in (one, one, one, two, two)]
+    consent_set(track=tracks[1], use=TRAINING, state="granted", actor=one, source="web")
+    consent_set(track=tracks[2], use=GENAI, state="denied", actor=one, source="web")
+    tracks += [make_track(artist=three), make_track(artist=three, signed=True)]
+    tracks.append(make_track(artist=two))
+    return one, two, three
+
+
+def _publish(admin):
+    return policy_publish(
+        rules={
+            **policy_current().rules,
+            ("independent", GENAI): "opt_out",
+            ("independent", TRAINING): "prohibited",
+        },
+        actor=admin,
+        reason="Opt-out for generative AI; no other training",
+    )
+
+
+@pytest.mark.parametrize(
+    "crash_in, call",
+    [
+        ("eligibility_refresh", 2),  # between the first and second batch
+        ("policy_notify_artists", 1),  # every batch done, before it is marked
+    ],
+)
+def test_a_policy_run_that_crashes_is_resumed_by_the_sweep(
+    policy_catalogue, staff_user, task_queue, monkeypatch, crash_in, call
+):
+    # given a published policy change over eight tracks, run three at a time
+    one, two, three = policy_catalogue
+    version = _publish(staff_user)
+    expected, _ = crash_free(lambda: policy_apply(version_id=version.pk, batch_size=3))
+    mail.outbox.clear()
+
+    # when the run crashes
+    crash_on_call(monkeypatch, consent.services.policy_changes, crash_in, call)
+    with pytest.raises(Crash):
+        policy_apply(version_id=version.pk, batch_size=3)
+
+    # then the version is not applied, and what is done is saved with the cursor
+    version.refresh_from_db()
+    assert version.applied_at is None
+    assert version.applied_through_track_id > 0
+
+    # when the beat sweep runs (a worker takes what it rings)
+    task_queue.run_inline = True
+    assert policy_runs_resume() == [version.pk]
+
+    # then the run finished with the state of a run without the crash, each
+    # (track, use) re-evaluated once, the artists told once each
+    version.refresh_from_db()
+    assert version.applied_at is not None
+    assert state() == expected
+    entries = LedgerEntry.objects.filter(request_id=f"policy-{version.number}")
+    pairs = list(entries.values_list("track_id", "use"))
+    assert len(pairs) == len(set(pairs)) > 0
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(
+        {entry.track.artist.email for entry in entries}
+    )
+    assert PolicyNotice.objects.filter(version=version).count() == len(mail.outbox)
+    assert_ledger_verifies()
+    # and a further sweep has nothing left to do
+    assert policy_runs_resume() == []
