@@ -59,3 +59,12 @@ def run_bulk_change(job_id: int) -> None:
     from consent.services import bulk_job_run
 
     bulk_job_run(job_id=job_id)
+
+
+@shared_task(name="consent.resume_bulk_jobs")
+def resume_bulk_jobs() -> None:
+    """Beat: hand on bulk jobs whose runner died or whose message was lost;
+    fail those out of attempts."""
+    from consent.services import bulk_jobs_resume
+
+    bulk_jobs_resume()

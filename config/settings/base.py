@@ -200,8 +200,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Longer than any task may run, so Redis does not redeliver a live task
-    # (a policy run whose worker died is resumed by its beat sweep long before
-    # that). A broker that does not answer is given up on quickly.
+    # (a bulk job or policy run whose worker died is resumed by its beat sweep
+    # long before that). A broker that does not answer is given up on quickly.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": 3600,
         "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
@@ -273,7 +273,18 @@ REFRAIN_CONTROLLER_CONTACT = env.str(
 )
 # Bulk changes up to this many tracks happen in the request; more in a task.
 REFRAIN_BULK_INLINE_LIMIT = env.int("REFRAIN_BULK_INLINE_LIMIT", default=500)
+# A bulk job runs this many tracks per transaction; whoever runs it holds it
+# for REFRAIN_BULK_LEASE_SECONDS, extended with each chunk. When the lease
+# runs out (the runner died) the beat sweep hands the job to another worker;
+# after REFRAIN_BULK_MAX_ATTEMPTS runs that did not finish, it is failed.
+REFRAIN_BULK_CHUNK_SIZE = env.int("REFRAIN_BULK_CHUNK_SIZE", default=2000)
+REFRAIN_BULK_LEASE_SECONDS = env.float("REFRAIN_BULK_LEASE_SECONDS", default=30.0)
+REFRAIN_BULK_MAX_ATTEMPTS = env.int("REFRAIN_BULK_MAX_ATTEMPTS", default=5)
 CELERY_BEAT_SCHEDULE = {
+    "resume-bulk-jobs": {
+        "task": "consent.resume_bulk_jobs",
+        "schedule": 15.0,
+    },
     "resume-policy-runs": {
         "task": "consent.resume_policy_runs",
         "schedule": 60.0,

@@ -17,7 +17,10 @@ A package by concern; callers import the public names from here:
 from consent.services.bulk import (
     BulkOutcome,
     bulk_change_start,
+    bulk_job_claim,
+    bulk_job_give_up,
     bulk_job_run,
+    bulk_jobs_resume,
     consent_bulk_set_chunk,
 )
 from consent.services.decisions import consent_set
@@ -65,7 +68,10 @@ __all__ = [
     "SetResult",
     "VersionConflict",
     "bulk_change_start",
+    "bulk_job_claim",
+    "bulk_job_give_up",
     "bulk_job_run",
+    "bulk_jobs_resume",
     "catalog_import",
     "consent_bulk_set_chunk",
     "consent_set",

@@ -10,13 +10,16 @@ then rolled back, so both runs start from the same rows.
 """
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import transaction
+from django.utils import timezone
 
+import consent.services.bulk
 import consent.services.defaults
 import consent.services.eligibility
 import consent.services.policy_changes
@@ -25,6 +28,7 @@ from catalog.importer import CatalogRow
 from catalog.models import Track
 from consent.models import (
     ArtistDefault,
+    BulkJob,
     LedgerEntry,
     PolicyNotice,
     Receipt,
@@ -32,6 +36,10 @@ from consent.models import (
 )
 from consent.policy import policy_current
 from consent.services import (
+    bulk_change_start,
+    bulk_job_claim,
+    bulk_job_run,
+    bulk_jobs_resume,
     catalog_import,
     consent_set,
     defaults_set,
@@ -41,6 +49,7 @@ from consent.services import (
     trackconsent_create_missing,
     tracks_upload,
 )
+from consent.services.bulk import UNSTARTED_GRACE
 from tests.catalog.helpers import wav_bytes
 from tests.factories import TrackFactory, UserFactory
 
@@ -395,3 +404,240 @@ def test_a_policy_run_that_crashes_is_resumed_by_the_sweep(
     assert_ledger_verifies()
     # and a further sweep has nothing left to do
     assert policy_runs_resume() == []
+
+
+# --- bulk jobs: leases, resumed by the sweep -------------------------------------
+
+
+@pytest.fixture
+def bulk_tracks(artist, make_track):
+    """Seven of the artist's tracks: five on default, one already yes for
+    mining, one label track (the policy locks it)."""
+    on_default = [make_track(artist=artist) for _ in range(5)]
+    granted = make_track(artist=artist)
+    consent_set(track=granted, use=MINING, state="granted", actor=artist, source="web")
+    label = make_track(artist=artist, signed=True)
+    return on_default, [*on_default, granted, label]
+
+
+def _start(artist, tracks) -> BulkJob:
+    return bulk_change_start(
+        artist=artist,
+        use=MINING,
+        state="granted",
+        actor=artist,
+        track_public_ids=[track.public_id for track in tracks],
+    )
+
+
+def _counters(job: BulkJob) -> tuple:
+    job.refresh_from_db()
+    return (job.status, job.processed, job.changed, job.unchanged, job.locked)
+
+
+@pytest.mark.parametrize(
+    "crash_in, call",
+    [
+        ("consent_bulk_set_chunk", 3),  # between the second and third chunk
+        ("receipt_create", 1),  # every chunk done, before the receipt
+    ],
+)
+def test_a_bulk_job_that_crashes_is_resumed_by_the_sweep_to_the_same_end(
+    artist, bulk_tracks, settings, task_queue, monkeypatch, crash_in, call
+):
+    # given a background job over seven tracks, two per chunk
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    settings.REFRAIN_BULK_CHUNK_SIZE = 2
+
+    on_default, chosen = bulk_tracks
+
+    def run_whole():
+        job = _start(artist, chosen)
+        bulk_job_run(job_id=job.pk)
+        return job
+
+    expected, clean = crash_free(run_whole)
+    job = _start(artist, chosen)
+    assert job.status == BulkJob.Status.QUEUED
+
+    # when its worker crashes part-way
+    crash_on_call(monkeypatch, consent.services.bulk, crash_in, call)
+    with pytest.raises(Crash):
+        bulk_job_run(job_id=job.pk)
+
+    # then what it committed is counted, and its lease is given back
+    job.refresh_from_db()
+    assert job.status == BulkJob.Status.RUNNING
+    assert job.attempts == 1
+    assert job.lease_expires_at <= timezone.now()
+    assert "Crash" in job.error
+    committed = LedgerEntry.objects.filter(request_id=job.request_id).count()
+    assert job.changed == committed > 0
+    assert job.processed == (4 if crash_in == "consent_bulk_set_chunk" else 7)
+
+    # when the beat sweep runs (a worker takes what it rings)
+    task_queue.run_inline = True
+    assert bulk_jobs_resume() == [job.pk]
+
+    # then the job is done with the counters and rows of a run without the crash
+    assert _counters(job) == ("done", 7, 5, 1, 1)
+    assert (job.attempts, job.lease_expires_at, job.error) == (2, None, "")
+    assert state(request_ids={job.request_id: clean.request_id}) == expected
+    changed = {track.pk for track in on_default}
+    assert_each_track_changed_once(job.request_id, changed, MINING)
+    assert set(job.receipt.tracks.values_list("pk", flat=True)) == changed
+    assert Receipt.objects.filter(payload__request_id=job.request_id).count() == 1
+    assert_ledger_verifies()
+    # and the sweep has nothing more to do
+    assert bulk_jobs_resume() == []
+
+
+def test_a_job_held_by_a_live_runner_is_left_alone_until_its_lease_runs_out(
+    artist, bulk_tracks, settings, task_queue
+):
+    # given a background job that a worker has claimed
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    on_default, chosen = bulk_tracks
+    job = _start(artist, chosen)
+    assert bulk_job_claim(job_id=job.pk) == 1
+
+    # when the sweep runs and a second copy of its message is delivered
+    task_queue.run_inline = True
+    assert bulk_jobs_resume() == []
+    bulk_job_run(job_id=job.pk)
+
+    # then nobody else ran it: one claim, nothing written
+    assert _counters(job) == ("running", 0, 0, 0, 0)
+    assert job.attempts == 1
+    assert LedgerEntry.objects.filter(request_id=job.request_id).count() == 0
+    assert bulk_job_claim(job_id=job.pk) is None
+
+    # when its lease runs out (the worker died without a word)
+    BulkJob.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    # then the sweep hands it on, and it finishes once
+    assert bulk_jobs_resume() == [job.pk]
+    assert _counters(job) == ("done", 7, 5, 1, 1)
+    assert job.attempts == 2
+    assert_each_track_changed_once(
+        job.request_id, {track.pk for track in on_default}, MINING
+    )
+
+
+def test_a_job_whose_message_was_lost_is_rung_again_after_a_few_seconds(
+    artist, bulk_tracks, task_queue, settings
+):
+    # given a background job whose message never reached a worker
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    _, chosen = bulk_tracks
+    job = _start(artist, chosen)
+    task_queue.run_inline = True
+
+    # then a sweep right away leaves it (its doorbell may still be on its way)
+    assert bulk_jobs_resume() == []
+    # and one a few seconds later rings it, and it runs
+    later = timezone.now() + UNSTARTED_GRACE + timedelta(seconds=1)
+    assert bulk_jobs_resume(now=later) == [job.pk]
+    assert _counters(job) == ("done", 7, 5, 1, 1)
+    assert task_queue.names() == ["run_bulk_change"]
+
+
+def test_an_inline_bulk_change_that_stops_is_left_to_the_sweep_not_raised(
+    artist, bulk_tracks, task_queue, monkeypatch, settings
+):
+    # given an inline-sized change, two tracks per chunk
+    settings.REFRAIN_BULK_CHUNK_SIZE = 2
+    on_default, chosen = bulk_tracks
+
+    # when its second chunk crashes in the request
+    crash_on_call(monkeypatch, consent.services.bulk, "consent_bulk_set_chunk", 2)
+    job = _start(artist, chosen)
+
+    # then the request gets the job back (no error): the first chunk is saved
+    # and counted, the lease given back for the sweep
+    assert _counters(job) == ("running", 2, 2, 0, 0)
+    assert job.lease_expires_at <= timezone.now()
+
+    # and the sweep finishes it
+    task_queue.run_inline = True
+    assert bulk_jobs_resume() == [job.pk]
+    assert _counters(job) == ("done", 7, 5, 1, 1)
+    assert_each_track_changed_once(
+        job.request_id, {track.pk for track in on_default}, MINING
+    )
+
+
+def test_a_job_out_of_attempts_is_failed_with_what_it_committed(
+    artist, bulk_tracks, task_queue, monkeypatch, settings
+):
+    # given a background job whose third chunk always fails
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    settings.REFRAIN_BULK_CHUNK_SIZE = 2
+    settings.REFRAIN_BULK_MAX_ATTEMPTS = 3
+    on_default, chosen = bulk_tracks
+    job = _start(artist, chosen)
+    original = consent.services.bulk.consent_bulk_set_chunk
+
+    def third_chunk_fails(**kwargs):
+        if kwargs["track_ids"][0] > sorted(t.pk for t in chosen)[3]:
+            raise Crash("the third chunk")
+        return original(**kwargs)
+
+    monkeypatch.setattr(
+        consent.services.bulk, "consent_bulk_set_chunk", third_chunk_fails
+    )
+
+    # when two attempts fail there, each handing the job back
+    for attempt in (1, 2):
+        with pytest.raises(Crash):
+            bulk_job_run(job_id=job.pk)
+        job.refresh_from_db()
+        assert (job.status, job.attempts) == ("running", attempt)
+
+    # then the third, the last allowed, fails the job when it stops, with the
+    # receipt of what was committed
+    with pytest.raises(Crash):
+        bulk_job_run(job_id=job.pk)
+    assert _counters(job) == ("failed", 4, 4, 0, 0)
+    assert job.attempts == 3
+    assert job.lease_expires_at is None
+    assert job.finished_at is not None
+    assert job.error.startswith(
+        "Stopped after 3 attempts: 4 of 7 tracks were changed and saved before "
+        "it stopped; 3 were not reached. Last error: Crash("
+    )
+    first_four = {t.pk for t in sorted(chosen, key=lambda t: t.pk)[:4]}
+    assert_each_track_changed_once(job.request_id, first_four, MINING)
+    assert set(job.receipt.tracks.values_list("pk", flat=True)) == first_four
+    # and nothing runs it again
+    assert bulk_job_claim(job_id=job.pk) is None
+    assert bulk_jobs_resume() == []
+    assert LedgerEntry.objects.filter(request_id=job.request_id).count() == 4
+
+
+def test_a_job_whose_last_runner_died_is_failed_by_the_sweep(
+    artist, bulk_tracks, task_queue, settings
+):
+    # given a job whose only allowed attempt was claimed by a worker that died
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    settings.REFRAIN_BULK_MAX_ATTEMPTS = 1
+    _, chosen = bulk_tracks
+    job = _start(artist, chosen)
+    assert bulk_job_claim(job_id=job.pk) == 1
+    BulkJob.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    # when the sweep finds it
+    assert bulk_jobs_resume() == []
+
+    # then it is failed, saying nothing was changed, and it rings nothing
+    assert _counters(job) == ("failed", 0, 0, 0, 0)
+    assert job.receipt is None
+    assert job.error == (
+        "Stopped after 1 attempt: 0 of 7 tracks were changed and saved before "
+        "it stopped; 7 were not reached. Last error: none recorded"
+    )
+    assert task_queue.sent == []
