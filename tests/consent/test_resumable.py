@@ -6,17 +6,30 @@ chain intact.
 
 A crash is injected by making a function that runs between two steps raise.
 The state a crash-free run gives is taken first, inside a transaction that is
-then rolled back, so both runs start from the same rows.
+then rolled back, so both runs start from the same rows. The last test kills a
+real worker process (SIGKILL) in the middle of a bulk job and lets a second
+one finish it.
 """
 
 import io
-from datetime import timedelta
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 import consent.services.bulk
@@ -26,6 +39,8 @@ import consent.services.policy_changes
 from catalog.audio import inspect_audio
 from catalog.importer import CatalogRow
 from catalog.models import Track
+from catalog.services import stats_apply, tracks_insert_bulk
+from config.doorbell import ring
 from consent.models import (
     ArtistDefault,
     BulkJob,
@@ -50,7 +65,9 @@ from consent.services import (
     tracks_upload,
 )
 from consent.services.bulk import UNSTARTED_GRACE
+from consent.tasks import resume_bulk_jobs as resume_bulk_jobs_task
 from tests.catalog.helpers import wav_bytes
+from tests.consent.brokers import private_broker
 from tests.factories import TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -641,3 +658,216 @@ def test_a_job_whose_last_runner_died_is_failed_by_the_sweep(
         "it stopped; 7 were not reached. Last error: none recorded"
     )
     assert task_queue.sent == []
+
+
+# --- a real worker killed in the middle of a bulk job ------------------------------
+
+KILL_TRACKS = 4000
+KILL_CHUNK = 40  # a hundred chunks: time to see the cursor move and kill
+KILL_LEASE = 2.0  # seconds; the sweep hands the job on soon after the kill
+WAIT = 60.0  # seconds, for any one step (a worker starting, the job ending)
+
+
+class _Workers:
+    """Celery workers in subprocesses of their own (own session), on the test
+    database and this test's private queue; each stopped or killed by its own
+    pid, never by name."""
+
+    def __init__(self, tmp_path, database: dict, broker: tuple[str, dict]):
+        self.tmp_path = tmp_path
+        self.processes: list[tuple[subprocess.Popen, Path]] = []
+        url, options = broker
+        module = tmp_path / "killtest_settings.py"
+        module.write_text(
+            "import json\n\n"
+            "from config.settings.test import *  # noqa: F403\n\n"
+            f"DATABASES = json.loads({json.dumps(json.dumps({'default': database}))})\n"
+            f"CELERY_BROKER_URL = {url!r}\n"
+            "CELERY_BROKER_TRANSPORT_OPTIONS = "
+            f"json.loads({json.dumps(json.dumps(options))})\n"
+            f"REFRAIN_BULK_CHUNK_SIZE = {KILL_CHUNK}\n"
+            f"REFRAIN_BULK_LEASE_SECONDS = {KILL_LEASE}\n"
+        )
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "killtest_settings",
+            "PYTHONPATH": os.pathsep.join(
+                [str(tmp_path), str(django_settings.BASE_DIR)]
+            ),
+            "REFRAIN_VAR_DIR": str(tmp_path / "var"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def start(self) -> subprocess.Popen:
+        log_path = self.tmp_path / f"worker-{len(self.processes)}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "celery", "-A", "config", "worker",
+                    "--pool=solo", "--concurrency=1", "--loglevel=INFO",
+                    "--without-heartbeat", "--without-gossip", "--without-mingle",
+                    f"--hostname=killtest{len(self.processes)}@%h",
+                ],
+                cwd=django_settings.BASE_DIR,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        self.processes.append((process, log_path))
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name} ---\n{path.read_text(errors='replace')[-4000:]}"
+            for _, path in self.processes
+        )
+
+    @staticmethod
+    def kill(process: subprocess.Popen) -> None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=WAIT)
+
+    def stop_all(self) -> None:
+        for process, _ in self.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    self.kill(process)
+
+
+def _wait_for(condition, what: str, workers: _Workers):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"no {what} after {WAIT}s\n{workers.logs()}")
+
+
+def _database_for_workers(tmp_path) -> tuple[dict, Path | None]:
+    """The test database as a worker process can open it: PostgreSQL's as it
+    is (the test is transactional, so its rows are committed); SQLite's, which
+    lives in this process's memory, copied to a file (and copied back by the
+    test once the workers are done)."""
+    database = {
+        name: value
+        for name, value in connection.settings_dict.items()
+        if name in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
+    }
+    if connection.vendor != "sqlite":
+        return database, None
+    sqlite_file = tmp_path / "db.sqlite3"
+    connection.ensure_connection()
+    with closing(sqlite3.connect(sqlite_file)) as copy:
+        connection.connection.backup(copy)
+    database["NAME"] = str(sqlite_file)
+    return database, sqlite_file
+
+
+def _job_row(job_id: int, sqlite_file: Path | None) -> dict:
+    """The job's progress as the workers wrote it."""
+    columns = ("status", "processed", "attempts", "lease_expires_at")
+    if sqlite_file is None:
+        return BulkJob.objects.values(*columns).get(pk=job_id)
+    with closing(sqlite3.connect(sqlite_file, timeout=20)) as db:
+        found = db.execute(
+            f"SELECT {', '.join(columns)} FROM consent_bulkjob WHERE id = ?",
+            [job_id],
+        ).fetchone()
+    row = dict(zip(columns, found, strict=True))
+    if row["lease_expires_at"]:  # stored in UTC, without the offset
+        row["lease_expires_at"] = datetime.fromisoformat(
+            row["lease_expires_at"]
+        ).replace(tzinfo=UTC)
+    return row
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_bulk_job_whose_worker_is_killed_finishes_on_another(tmp_path, settings):
+    # given an artist with 4,000 tracks on default, and the test database where
+    # a worker process can open it (a file copy on SQLite, whose test database
+    # lives in this process's memory)
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    artist = UserFactory()
+    now = timezone.now()
+    tracks_insert_bulk(
+        rows=[
+            {
+                "artist_id": artist.pk,
+                "title": f"Track {number:04d}",
+                "license_class": "independent",
+                "uploaded_at": now,
+                "updated_at": now,
+            }
+            for number in range(KILL_TRACKS)
+        ]
+    )
+    stats_apply(deltas=Counter({(artist.pk, "independent"): KILL_TRACKS}))
+    track_ids = set(Track.objects.filter(artist=artist).values_list("pk", flat=True))
+    trackconsent_create_missing(track_ids=sorted(track_ids))
+    with private_broker(tmp_path) as broker:
+        # when a bulk change of all of them is started in the background (its
+        # message waits in this test's own queue)
+        job_id = bulk_change_start(
+            artist=artist, use=MINING, state="granted", actor=artist, filters={}
+        ).pk
+        database, sqlite_file = _database_for_workers(tmp_path)
+
+        def job_row() -> dict:
+            return _job_row(job_id, sqlite_file)
+
+        workers = _Workers(tmp_path, database, broker)
+        try:
+            # and its worker is killed once the cursor has moved
+            first = workers.start()
+            _wait_for(lambda: job_row()["processed"] > 0, "progress", workers)
+            workers.kill(first)
+            at_kill = job_row()
+            assert at_kill["status"] == "running"
+            assert 0 < at_kill["processed"] < KILL_TRACKS, at_kill
+            assert at_kill["attempts"] == 1
+
+            # then, once its lease has run out, the sweep (run by a second
+            # worker, rung every second as beat would) hands it on, and it ends
+            workers.start()
+
+            def done() -> bool:
+                row = job_row()
+                if row["status"] == "done":
+                    return True
+                if row["lease_expires_at"] < timezone.now():
+                    ring(resume_bulk_jobs_task)
+                    time.sleep(1)
+                return False
+
+            _wait_for(done, "finished job", workers)
+        finally:
+            workers.stop_all()
+
+    if sqlite_file is not None:
+        with closing(sqlite3.connect(sqlite_file)) as copy:
+            copy.backup(connection.connection)
+    job = BulkJob.objects.get(pk=job_id)
+    # done on the second attempt, every track counted once
+    assert (job.status, job.attempts, job.lease_expires_at) == ("done", 2, None)
+    assert (job.total, job.processed, job.changed) == (KILL_TRACKS,) * 3
+    assert (job.unchanged, job.locked) == (0, 0)
+    # each track changed exactly once under the job's request id
+    assert_each_track_changed_once(job.request_id, track_ids, MINING)
+    assert (
+        TrackConsent.objects.filter(
+            track_id__in=track_ids, use=MINING, decision="granted", eligible=True
+        ).count()
+        == KILL_TRACKS
+    )
+    # one receipt covers them all
+    [receipt] = Receipt.objects.filter(payload__request_id=job.request_id)
+    assert job.receipt == receipt
+    assert receipt.tracks.count() == KILL_TRACKS
+    assert_ledger_verifies()
