@@ -543,6 +543,54 @@ def test_a_job_held_by_a_live_runner_is_left_alone_until_its_lease_runs_out(
     )
 
 
+def test_a_runner_whose_job_was_taken_over_stops_before_its_next_chunk(
+    artist, bulk_tracks, settings, task_queue, monkeypatch
+):
+    # given a background job run two tracks per chunk
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    settings.REFRAIN_BULK_CHUNK_SIZE = 2
+    on_default, chosen = bulk_tracks
+    job = _start(artist, chosen)
+    original = consent.services.bulk._held_job
+    calls = []
+
+    def taken_over_after_the_first_chunk(job_id, attempt):
+        calls.append(attempt)
+        if len(calls) == 2:
+            # meanwhile its lease ran out (a long pause) and another worker
+            # claimed the job
+            BulkJob.objects.filter(pk=job_id).update(
+                lease_expires_at=timezone.now() - timedelta(seconds=1)
+            )
+            assert bulk_job_claim(job_id=job_id) == 2
+        return original(job_id, attempt)
+
+    monkeypatch.setattr(
+        consent.services.bulk, "_held_job", taken_over_after_the_first_chunk
+    )
+
+    # when the first runner carries on after its first chunk
+    bulk_job_run(job_id=job.pk)
+
+    # then it stopped there: the job is the new holder's, one chunk written
+    assert _counters(job) == ("running", 2, 2, 0, 0)
+    assert job.attempts == 2
+    assert job.receipt is None
+    assert LedgerEntry.objects.filter(request_id=job.request_id).count() == 2
+
+    # and when the new holder's lease runs out too, the sweep finishes the job
+    monkeypatch.setattr(consent.services.bulk, "_held_job", original)
+    BulkJob.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    task_queue.run_inline = True
+    assert bulk_jobs_resume() == [job.pk]
+    assert _counters(job) == ("done", 7, 5, 1, 1)
+    assert_each_track_changed_once(
+        job.request_id, {track.pk for track in on_default}, MINING
+    )
+
+
 def test_a_job_whose_message_was_lost_is_rung_again_after_a_few_seconds(
     artist, bulk_tracks, task_queue, settings
 ):
