@@ -30,6 +30,7 @@ from catalog.models import (
     new_public_id,
 )
 from catalog.selectors import catalog_version_key
+from config.doorbell import ring_after_commit
 
 StatsDelta = Counter  # (artist_id, license_class) -> change in track count
 
@@ -423,9 +424,7 @@ def _import_batch(
                 reclassified_track_ids=reclassified,
             )
         if new_user_ids:
-            transaction.on_commit(
-                lambda ids=list(new_user_ids): send_invitations_task.delay(ids)
-            )
+            ring_after_commit(send_invitations_task, list(new_user_ids))
     known.artist_ids = artist_ids
     known.label_ids = label_ids
     report.reclassified_track_ids.extend(reclassified)

@@ -36,7 +36,9 @@ def apply_policy(version_id: int) -> None:
 
 @shared_task(name="consent.notify_policy_change")
 def notify_policy_change(version_id: int) -> None:
-    """One summary e-mail per affected artist (at most once each)."""
+    """One summary e-mail per affected artist (at most once each).
+    ``policy_apply`` sends them itself before it marks the version applied;
+    this task stays for messages queued by earlier releases."""
     from consent.services import policy_notify_artists
 
     policy_notify_artists(version_id=version_id)
@@ -44,11 +46,11 @@ def notify_policy_change(version_id: int) -> None:
 
 @shared_task(name="consent.resume_policy_runs")
 def resume_policy_runs() -> None:
-    """Beat: restart re-evaluations whose message was lost."""
-    from consent.services import policy_versions_unapplied
+    """Beat: restart re-evaluations whose message was lost (through the
+    doorbell: a broker that refuses is logged and tried again next time)."""
+    from consent.services import policy_runs_resume
 
-    for version_id in policy_versions_unapplied():
-        apply_policy.delay(version_id)
+    policy_runs_resume()
 
 
 @shared_task(name="consent.run_bulk_change")
@@ -76,3 +78,12 @@ def verify_ledger() -> None:
     from consent.services import ledger_check
 
     ledger_check(triggered_by="beat")
+
+
+@shared_task(name="consent.resume_bulk_jobs")
+def resume_bulk_jobs() -> None:
+    """Beat: hand on bulk jobs whose runner died or whose message was lost;
+    fail those out of attempts."""
+    from consent.services import bulk_jobs_resume
+
+    bulk_jobs_resume()

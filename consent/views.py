@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -291,12 +292,29 @@ def _bulk_summary(job) -> str:
     return f"{name} set to {STATE_WORDS[job.state]}: {', '.join(parts)}."
 
 
+def _bulk_phase(job) -> str:
+    """What the artist is told: ``done`` or ``failed`` as stored; ``running``
+    only while a runner holds a live lease; otherwise ``waiting`` (never
+    started, or its runner stopped: the beat sweep hands it on)."""
+    if job.status in (job.Status.DONE, job.Status.FAILED):
+        return job.status
+    if (
+        job.status == job.Status.RUNNING
+        and job.lease_expires_at is not None
+        and job.lease_expires_at > timezone.now()
+    ):
+        return "running"
+    return "waiting"
+
+
 @login_required
 @require_GET
 def bulk_status(request: HttpRequest, public_id) -> HttpResponse:
     job = bulk_job_for_owner(owner=request.user, public_id=public_id)
     context = {
         "job": job,
+        "phase": _bulk_phase(job),
+        "not_reached": max(job.total - job.processed, 0),
         "use_name": USES[job.use].name,
         "summary": _bulk_summary(job),
         "back": _safe_next(request, reverse("tracks:list")),

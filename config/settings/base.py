@@ -187,6 +187,9 @@ STORAGES = {
 # A hostname keeps kombu from warning on every publish; the folders below
 # are what the filesystem transport really uses.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float(
+    "CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0
+)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     ensure_var_dirs("broker/queue", "broker/processed", "broker/control")
@@ -200,14 +203,28 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # Longer than any task may run, so Redis does not redeliver a live task.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Longer than any task may run, so Redis does not redeliver a live task
+    # (a bulk job or policy run whose worker died is resumed by its beat sweep
+    # long before that). A broker that does not answer is given up on quickly.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every publish is a doorbell (config/doorbell.py): the work is in the
+# database and a beat sweep finds it again, so a request whose broker is down
+# gives up on the message within about a second instead of waiting on it.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
@@ -260,7 +277,18 @@ REFRAIN_CONTROLLER_CONTACT = env.str(
 )
 # Bulk changes up to this many tracks happen in the request; more in a task.
 REFRAIN_BULK_INLINE_LIMIT = env.int("REFRAIN_BULK_INLINE_LIMIT", default=500)
+# A bulk job runs this many tracks per transaction; whoever runs it holds it
+# for REFRAIN_BULK_LEASE_SECONDS, extended with each chunk. When the lease
+# runs out (the runner died) the beat sweep hands the job to another worker;
+# after REFRAIN_BULK_MAX_ATTEMPTS runs that did not finish, it is failed.
+REFRAIN_BULK_CHUNK_SIZE = env.int("REFRAIN_BULK_CHUNK_SIZE", default=2000)
+REFRAIN_BULK_LEASE_SECONDS = env.float("REFRAIN_BULK_LEASE_SECONDS", default=30.0)
+REFRAIN_BULK_MAX_ATTEMPTS = env.int("REFRAIN_BULK_MAX_ATTEMPTS", default=5)
 CELERY_BEAT_SCHEDULE = {
+    "resume-bulk-jobs": {
+        "task": "consent.resume_bulk_jobs",
+        "schedule": 15.0,
+    },
     "resume-policy-runs": {
         "task": "consent.resume_policy_runs",
         "schedule": 60.0,

@@ -18,7 +18,10 @@ A package by concern; callers import the public names from here:
 from consent.services.bulk import (
     BulkOutcome,
     bulk_change_start,
+    bulk_job_claim,
+    bulk_job_give_up,
     bulk_job_run,
+    bulk_jobs_resume,
     consent_bulk_set_chunk,
 )
 from consent.services.checks import (
@@ -44,6 +47,7 @@ from consent.services.policy_changes import (
     policy_notify_artists,
     policy_preview,
     policy_publish,
+    policy_runs_resume,
     policy_versions_unapplied,
 )
 from consent.services.receipt_outbox import (
@@ -75,7 +79,10 @@ __all__ = [
     "SetResult",
     "VersionConflict",
     "bulk_change_start",
+    "bulk_job_claim",
+    "bulk_job_give_up",
     "bulk_job_run",
+    "bulk_jobs_resume",
     "catalog_import",
     "consent_check",
     "consent_bulk_set_chunk",
@@ -89,6 +96,7 @@ __all__ = [
     "policy_notify_artists",
     "policy_preview",
     "policy_publish",
+    "policy_runs_resume",
     "policy_versions_unapplied",
     "receipt_email_send",
     "receipt_for_request",

@@ -6,12 +6,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from catalog.models import Track
 from consent.models import ArtistDefault, Decision, Receipt, Source, TrackConsent
 from consent.services.bulk import consent_bulk_set_chunk
 from consent.services.eligibility import eligibility_refresh
 from consent.services.receipt_outbox import receipt_for_request
 from consent.services.writes import ConsentError, defaults_for, new_request_id
 from consent.uses import USE_ORDER
+
+# Tracks per statement (the whole change is still one transaction).
+CHUNK = 2000
 
 
 @dataclass
@@ -37,46 +41,60 @@ def defaults_set(
     re-evaluated and logged); without it, they are first pinned to the answer
     they had (an explicit decision equal to the previous default, ``denied``
     when there was none), so only tracks uploaded later take the new default.
+
+    One transaction for all of it (the defaults, every ledger row, the
+    receipt): a failure leaves nothing, and the retry starts afresh. Locks
+    every track of the artist first, so concurrent switches wait for it.
     """
-    outcome = DefaultsOutcome()
-    request_id = request_id or new_request_id()
-    previous = {
-        use: decision for (_, use), decision in defaults_for([artist.pk]).items()
-    }
     for use, decision in defaults.items():
         if use not in USE_ORDER:
             raise ConsentError(f"“{use}” is not a use.")
         if decision not in ("", *Decision.values):
             raise ConsentError(f"“{decision}” is not granted, denied or not set.")
-    changed = [
-        use
-        for use in USE_ORDER
-        if use in defaults and (defaults[use] or None) != previous.get(use)
-    ]
-    outcome.changed_uses = changed
-    if not changed:
-        return outcome
-    on_default = list(
-        TrackConsent.objects.filter(
-            artist=artist, use__in=changed, decision=""
-        ).values_list("track_id", "use")
-    )
-    if not apply_to_existing:
-        for use in changed:
-            keep = previous.get(use) or Decision.DENIED
-            ids = [track_id for track_id, u in on_default if u == use]
-            for start in range(0, len(ids), 2000):
-                result = consent_bulk_set_chunk(
-                    artist=artist,
-                    track_ids=ids[start : start + 2000],
-                    use=use,
-                    state=keep,
-                    actor=actor,
-                    source=Source.WEB,
-                    request_id=request_id,
-                )
-                outcome.tracks_kept += result.changed
+    outcome = DefaultsOutcome()
+    request_id = request_id or new_request_id()
+    # One transaction: the defaults, the pinned or re-evaluated tracks and the
+    # receipt commit together or not at all (a retry after a crash then
+    # starts from the defaults it read, never from half of a change). The
+    # services called below become savepoints.
     with transaction.atomic():
+        # Every track of the artist is locked (in primary-key order, as every
+        # writer locks) before anything is read: a switch of one of them waits
+        # for this change and then reads the new defaults, so no track is
+        # left evaluated against the old default, and two changes of defaults
+        # queue here.
+        _lock_tracks_of(artist)
+        previous = {
+            use: decision for (_, use), decision in defaults_for([artist.pk]).items()
+        }
+        changed = [
+            use
+            for use in USE_ORDER
+            if use in defaults and (defaults[use] or None) != previous.get(use)
+        ]
+        outcome.changed_uses = changed
+        if not changed:
+            return outcome
+        on_default = list(
+            TrackConsent.objects.filter(
+                artist=artist, use__in=changed, decision=""
+            ).values_list("track_id", "use")
+        )
+        if not apply_to_existing:
+            for use in changed:
+                keep = previous.get(use) or Decision.DENIED
+                ids = sorted(track_id for track_id, u in on_default if u == use)
+                for start in range(0, len(ids), CHUNK):
+                    result = consent_bulk_set_chunk(
+                        artist=artist,
+                        track_ids=ids[start : start + CHUNK],
+                        use=use,
+                        state=keep,
+                        actor=actor,
+                        source=Source.WEB,
+                        request_id=request_id,
+                    )
+                    outcome.tracks_kept += result.changed
         now = timezone.now()
         for use in changed:
             if defaults[use]:
@@ -87,20 +105,31 @@ def defaults_set(
                 )
             else:
                 ArtistDefault.objects.filter(artist=artist, use=use).delete()
-    if apply_to_existing:
-        ids = sorted({track_id for track_id, _ in on_default})
-        for start in range(0, len(ids), 2000):
-            result = eligibility_refresh(
-                track_ids=ids[start : start + 2000],
-                source=Source.WEB,
-                actor=actor,
-                note="follows your new default",
-                request_id=request_id,
+        if apply_to_existing:
+            ids = sorted({track_id for track_id, _ in on_default})
+            for start in range(0, len(ids), CHUNK):
+                result = eligibility_refresh(
+                    track_ids=ids[start : start + CHUNK],
+                    source=Source.WEB,
+                    actor=actor,
+                    note="follows your new default",
+                    request_id=request_id,
+                )
+                outcome.tracks_following += result.changed_rows
+        if outcome.tracks_kept or outcome.tracks_following:
+            # One receipt for every track this change of defaults touched.
+            outcome.receipt = receipt_for_request(
+                artist=artist, request_id=request_id, method=Source.WEB
             )
-            outcome.tracks_following += result.changed_rows
-    if outcome.tracks_kept or outcome.tracks_following:
-        # One receipt for every track this change of defaults touched.
-        outcome.receipt = receipt_for_request(
-            artist=artist, request_id=request_id, method=Source.WEB
-        )
     return outcome
+
+
+def _lock_tracks_of(artist: User) -> int:
+    """Lock every track of the artist, in primary-key order (no-op on SQLite,
+    whose write transactions already exclude each other)."""
+    return len(
+        Track.objects.select_for_update()
+        .filter(artist=artist)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )

@@ -116,7 +116,9 @@ def trackconsent_create_missing(
 
     New rows start on the artist's default; those that start eligible (an
     explicit default of ``granted`` or an opt-out rule) are then logged by
-    ``eligibility_refresh``. Returns the number of rows created.
+    ``eligibility_refresh``, in the same transaction as the insert: no row is
+    ever committed with an eligibility the rules do not give it. Returns the
+    number of rows created.
     """
     table = TrackConsent._meta.db_table
     track_table = Track._meta.db_table
@@ -129,32 +131,33 @@ def trackconsent_create_missing(
             return 0
         where = f"AND t.id IN ({', '.join(['%s'] * len(track_ids))})"
         params += list(track_ids)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH u(use) AS (VALUES {uses}) "
-            f"INSERT INTO {table} "
-            "(track_id, use, decision, eligible, artist_id, license_class, "
-            "updated_at) "
-            f"SELECT t.id, u.use, '', FALSE, t.artist_id, t.license_class, %s "
-            f"FROM {track_table} t CROSS JOIN u "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} x "
-            f"WHERE x.track_id = t.id AND x.use = u.use) {where}",
-            params,
-        )
-        created = cursor.rowcount
-        if created < 0:  # SQLite reports -1 for WITH … INSERT; ask it instead
-            cursor.execute("SELECT changes()")
-            created = cursor.fetchone()[0]
-    # Rows that the rules make eligible from the start (opt-out, or a default
-    # of yes) are corrected and logged, so the ledger explains them.
-    candidates = tracks_that_may_start_eligible(track_ids)
-    for start in range(0, len(candidates), 2000):
-        eligibility_refresh(
-            track_ids=candidates[start : start + 2000],
-            source=source,
-            actor=None,
-            note="new track: the rules make it eligible",
-        )
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH u(use) AS (VALUES {uses}) "
+                f"INSERT INTO {table} "
+                "(track_id, use, decision, eligible, artist_id, license_class, "
+                "updated_at) "
+                f"SELECT t.id, u.use, '', FALSE, t.artist_id, t.license_class, %s "
+                f"FROM {track_table} t CROSS JOIN u "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} x "
+                f"WHERE x.track_id = t.id AND x.use = u.use) {where}",
+                params,
+            )
+            created = cursor.rowcount
+            if created < 0:  # SQLite reports -1 for WITH … INSERT; ask it instead
+                cursor.execute("SELECT changes()")
+                created = cursor.fetchone()[0]
+        # Rows that the rules make eligible from the start (opt-out, or a
+        # default of yes) are corrected and logged, so the ledger explains them.
+        candidates = tracks_that_may_start_eligible(track_ids)
+        for start in range(0, len(candidates), 2000):
+            eligibility_refresh(
+                track_ids=candidates[start : start + 2000],
+                source=source,
+                actor=None,
+                note="new track: the rules make it eligible",
+            )
     return created
 
 
@@ -194,13 +197,22 @@ def tracks_upload(*, artist: User, uploads: list) -> list[Track]:
     """Store uploaded audio as tracks that start on the artist's defaults.
 
     One transaction around the catalogue write and the consent rows; on any
-    failure the stored files are removed by the catalogue service.
+    failure nothing is left, neither rows nor stored files (the catalogue
+    service removes its files when its own write fails, this one when the
+    consent rows fail after it).
     """
-    with transaction.atomic():
-        tracks = catalog_services.tracks_upload(artist=artist, uploads=uploads)
-        trackconsent_create_missing(
-            track_ids=[track.pk for track in tracks], source=Source.UPLOAD
-        )
+    tracks: list[Track] = []
+    try:
+        with transaction.atomic():
+            tracks = catalog_services.tracks_upload(artist=artist, uploads=uploads)
+            trackconsent_create_missing(
+                track_ids=[track.pk for track in tracks], source=Source.UPLOAD
+            )
+    except BaseException:
+        for track in tracks:
+            if track.audio_file:
+                track.audio_file.storage.delete(track.audio_file.name)
+        raise
     return tracks
 
 

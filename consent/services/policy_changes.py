@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from catalog.models import Track
-from config.doorbell import ring_after_commit
+from config.doorbell import ring, ring_after_commit
 from consent.models import (
     ArtistDefault,
     LedgerEntry,
@@ -26,7 +26,6 @@ from consent.policy import eligible_sql, policy_current
 from consent.services.eligibility import eligibility_refresh
 from consent.services.writes import ConsentError
 from consent.tasks import apply_policy as apply_policy_task
-from consent.tasks import notify_policy_change as notify_policy_change_task
 from consent.uses import USE_ORDER
 from consent.uses import USES as USES_BY_SLUG
 
@@ -117,35 +116,37 @@ def policy_apply(
     """Re-evaluate every track against policy version ``version_id``.
 
     Walks tracks by id from the version's saved cursor, one transaction per
-    batch (locks only that batch), saving the cursor after each, so memory is
-    flat and a crashed worker resumes where it stopped. When done, marks the
-    version applied and e-mails each affected artist one summary (after
-    commit). Stops early, without marking, if a newer version exists (that
-    one's run covers everything).
+    batch (locks the version row, then only that batch's tracks), saving the
+    cursor with the batch, so memory is flat, a crashed worker resumes where
+    it stopped, and two runs of one version (a redelivered message, the
+    sweep) take turns batch by batch instead of repeating each other. When
+    every track is done, e-mails each affected artist one summary
+    (``policy_notify_artists``, at most once per artist) and only then marks
+    the version applied, so a crash in between is finished by the next run.
+    Stops early, marking the version applied without e-mails, if a newer
+    version exists (that one's run covers every track).
     """
     progress = PolicyApplyProgress()
-    version = PolicyVersion.objects.get(pk=version_id)
-    if version.applied_at is not None:
-        progress.done = True
-        return progress
-    cursor = version.applied_through_track_id
     batches = 0
     while max_batches is None or batches < max_batches:
-        if PolicyVersion.objects.filter(number__gt=version.number).exists():
-            # Superseded: the newer version's run re-evaluates every track.
-            PolicyVersion.objects.filter(pk=version.pk, applied_at__isnull=True).update(
-                applied_at=timezone.now()
-            )
-            progress.done = True
-            return progress
-        ids = list(
-            Track.objects.filter(pk__gt=cursor)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            break
         with transaction.atomic():
+            version = PolicyVersion.objects.select_for_update().get(pk=version_id)
+            if version.applied_at is not None:
+                progress.done = True
+                return progress
+            if PolicyVersion.objects.filter(number__gt=version.number).exists():
+                # Superseded: the newer version's run re-evaluates every track.
+                version.applied_at = timezone.now()
+                version.save(update_fields=["applied_at"])
+                progress.done = True
+                return progress
+            ids = list(
+                Track.objects.filter(pk__gt=version.applied_through_track_id)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
             outcome = eligibility_refresh(
                 track_ids=ids,
                 source=Source.POLICY,
@@ -153,18 +154,17 @@ def policy_apply(
                 note=f"policy v{version.number}: {version.reason[:150]}",
                 request_id=f"policy-{version.number}",
             )
-            PolicyVersion.objects.filter(pk=version.pk).update(
-                applied_through_track_id=ids[-1]
-            )
-        cursor = ids[-1]
+            version.applied_through_track_id = ids[-1]
+            version.save(update_fields=["applied_through_track_id"])
         progress.tracks += len(ids)
         progress.changed_rows += outcome.changed_rows
         batches += 1
     else:
         return progress
-    with transaction.atomic():
-        PolicyVersion.objects.filter(pk=version.pk).update(applied_at=timezone.now())
-        ring_after_commit(notify_policy_change_task, version.pk)
+    policy_notify_artists(version_id=version_id)
+    PolicyVersion.objects.filter(pk=version_id, applied_at__isnull=True).update(
+        applied_at=timezone.now()
+    )
     progress.done = True
     return progress
 
@@ -220,6 +220,19 @@ def policy_notify_artists(*, version_id: int) -> int:
         )
         sent += 1
     return sent
+
+
+def policy_runs_resume() -> list[int]:
+    """Beat sweep: ring the run of every version not applied yet (its message
+    was lost, the broker refused it, or its worker died). A run resumes from
+    the saved cursor, and a duplicate takes turns with the live one, so
+    ringing a version that is running is harmless. Returns the ids rung."""
+    rung = []
+    for version_id in policy_versions_unapplied():
+        if not ring(apply_policy_task, version_id):
+            break  # the broker refuses: the next sweep tries again
+        rung.append(version_id)
+    return rung
 
 
 def policy_versions_unapplied() -> list[int]:

@@ -1287,6 +1287,7 @@ def test_policy_apply_in_small_batches_reaches_the_same_end_state(
         assert policy_apply(version_id=version.pk).done
         expected = _snapshot()
         transaction.set_rollback(True)
+    mail.outbox.clear()  # that run's e-mail is not rolled back with it
     ledger_before = LedgerEntry.objects.count()
 
     # when it runs three tracks at a time, one batch per call
@@ -1332,8 +1333,14 @@ def test_policy_apply_in_small_batches_reaches_the_same_end_state(
         )
     }
     assert verify_chains().breaks == []
-    # the summaries are enqueued once, when the run is complete
-    assert task_queue.sent == [("notify_policy_change", (version.pk,))]
+    # the run e-mailed the affected artist's summary once, when it was
+    # complete, before marking the version applied (no separate message)
+    assert [m.subject for m in mail.outbox] == [
+        "[Refrain] The platform's AI policy changed"
+    ]
+    assert [m.to for m in mail.outbox] == [[one.email]]
+    assert PolicyNotice.objects.filter(version=version).count() == 1
+    assert task_queue.sent == []
     # a further run does nothing
     again = policy_apply(version_id=version.pk, batch_size=3)
     assert (again.done, again.tracks) == (True, 0)
@@ -1342,15 +1349,14 @@ def test_policy_apply_in_small_batches_reaches_the_same_end_state(
 
 def test_policy_notify_e_mails_each_affected_artist_once(admin, catalogue):
     one, two, tracks = catalogue
+    # when a policy change is applied (the run e-mails the summaries)
     version = publish_and_apply(
         {("independent", GENAI): "opt_out", ("independent", TRAINING): "prohibited"},
         actor=admin,
     )
 
-    sent = policy_notify_artists(version_id=version.pk)
-
-    # only the first artist's tracks changed (the second's were eligible already)
-    assert sent == 1
+    # then only the first artist's tracks changed (the second's were eligible
+    # already), and they got one summary
     [message] = mail.outbox
     assert message.to == [one.email]
     assert message.subject == "[Refrain] The platform's AI policy changed"
@@ -1359,7 +1365,7 @@ def test_policy_notify_e_mails_each_affected_artist_once(admin, catalogue):
     assert "Other AI training: 1 track may no longer be used" in message.body
     assert PolicyNotice.objects.filter(version=version).count() == 1
 
-    # when the task is delivered twice, nobody gets a second e-mail
+    # when the notify task is delivered as well, nobody gets a second e-mail
     assert policy_notify_artists(version_id=version.pk) == 0
     assert len(mail.outbox) == 1
 

@@ -23,7 +23,10 @@ from consent.models import (
 from consent.policy import SHIPPED_RULES
 from consent.rows import LOCK_ICON
 from consent.services import (
+    bulk_change_start,
     bulk_job_run,
+    bulk_jobs_resume,
+    consent_bulk_set_chunk,
     consent_set,
     trackconsent_create_missing,
 )
@@ -594,6 +597,77 @@ def test_a_large_bulk_change_shows_progress_until_done(
     assert f'href="/receipts/{job.receipt.public_id}.json"' in done.text
     for track in tracks:
         assert consent_of(track, MINING) == ("granted", True)
+
+
+def test_the_bulk_page_says_what_is_saved_while_waiting_running_and_stopped(
+    signed_in, artist, make_track, settings
+):
+    # given a background job over five tracks, two done before its worker died
+    settings.REFRAIN_BULK_INLINE_LIMIT = 0
+    tracks = sorted((make_track(artist=artist) for _ in range(5)), key=lambda t: t.pk)
+    job = bulk_change_start(
+        artist=artist,
+        use=MINING,
+        state="granted",
+        actor=artist,
+        track_public_ids=[t.public_id for t in tracks],
+    )
+    url = f"/tracks/bulk/{job.public_id}/"
+    waiting = signed_in.get(url, HTTP_HX_REQUEST="true").text
+    assert "Waiting to start: 0 of 5" in waiting
+    assert (
+        "Waiting for a worker — 0 of 5 tracks changed so far; it starts "
+        "automatically." in waiting
+    )
+    consent_bulk_set_chunk(
+        artist=artist,
+        track_ids=[t.pk for t in tracks[:2]],
+        use=MINING,
+        state="granted",
+        actor=artist,
+        source="bulk",
+        request_id=job.request_id,
+    )
+    BulkJob.objects.filter(pk=job.pk).update(
+        status="running",
+        attempts=1,
+        cursor=tracks[1].pk,
+        processed=2,
+        changed=2,
+        lease_expires_at=timezone.now() + timedelta(seconds=30),
+    )
+
+    # while its lease is live the page says it is in progress
+    running = signed_in.get(url, HTTP_HX_REQUEST="true").text
+    assert "In progress: 2 of 5" in running
+    assert "2 changed so far." in running
+    assert 'hx-trigger="every 1s"' in running
+
+    # when the lease runs out, it says the job waits and resumes by itself
+    BulkJob.objects.filter(pk=job.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    stalled = signed_in.get(url, HTTP_HX_REQUEST="true").text
+    assert "Waiting for a worker: 2 of 5" in stalled
+    assert (
+        "Waiting for a worker — 2 of 5 tracks changed so far; it resumes "
+        "automatically." in stalled
+    )
+    assert 'hx-trigger="every 1s"' in stalled
+
+    # when it is out of attempts, it says it stopped and what was saved
+    settings.REFRAIN_BULK_MAX_ATTEMPTS = 1
+    bulk_jobs_resume()
+    job.refresh_from_db()
+    stopped = signed_in.get(url).text
+    assert "Stopped: 2 of 5" in stopped
+    assert (
+        "Stopped after 1 attempt: 2 tracks changed and saved before it stopped "
+        "(the receipt lists them); 3 not reached, left as they were. Start the "
+        "change again to finish it." in stopped
+    )
+    assert f'href="/receipts/{job.receipt.public_id}.json"' in stopped
+    assert "hx-trigger" not in stopped
 
 
 def test_another_artists_bulk_job_is_a_404(signed_in, make_track, settings):
