@@ -1,5 +1,6 @@
 """The artist's defaults: the answer for tracks not decided yet."""
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -8,6 +9,7 @@ from django.utils import timezone
 from accounts.models import User
 from catalog.models import Track
 from consent.models import ArtistDefault, Decision, Receipt, Source, TrackConsent
+from consent.policy import answer_is_yes, policy_current
 from consent.services.bulk import consent_bulk_set_chunk
 from consent.services.eligibility import eligibility_refresh
 from consent.services.receipt_outbox import receipt_for_request
@@ -39,8 +41,10 @@ def defaults_set(
     Tracks with no decision follow the default. With ``apply_to_existing`` the
     tracks still on default follow the new one (their eligibility is
     re-evaluated and logged); without it, they are first pinned to the answer
-    they had (an explicit decision equal to the previous default, ``denied``
-    when there was none), so only tracks uploaded later take the new default.
+    they had, as the rule read it (``answer_is_yes`` of no decision and the
+    previous default: under opt-out silence is a yes, so such a track is
+    pinned to ``granted`` and stays eligible), so only tracks uploaded later
+    take the new default.
 
     One transaction for all of it (the defaults, every ledger row, the
     receipt): a failure leaves nothing, and the retry starts afresh. Locks
@@ -78,12 +82,19 @@ def defaults_set(
         on_default = list(
             TrackConsent.objects.filter(
                 artist=artist, use__in=changed, decision=""
-            ).values_list("track_id", "use")
+            ).values_list("track_id", "use", "license_class")
         )
         if not apply_to_existing:
-            for use in changed:
-                keep = previous.get(use) or Decision.DENIED
-                ids = sorted(track_id for track_id, u in on_default if u == use)
+            policy = policy_current()
+            pins: dict[tuple[str, str], list[int]] = defaultdict(list)
+            for track_id, use, license_class in on_default:
+                says_yes = answer_is_yes(
+                    policy.rule(license_class, use), "", previous.get(use)
+                )
+                keep = Decision.GRANTED if says_yes else Decision.DENIED
+                pins[(use, keep)].append(track_id)
+            for (use, keep), unsorted_ids in sorted(pins.items()):
+                ids = sorted(unsorted_ids)
                 for start in range(0, len(ids), CHUNK):
                     result = consent_bulk_set_chunk(
                         artist=artist,
@@ -106,7 +117,7 @@ def defaults_set(
             else:
                 ArtistDefault.objects.filter(artist=artist, use=use).delete()
         if apply_to_existing:
-            ids = sorted({track_id for track_id, _ in on_default})
+            ids = sorted({track_id for track_id, _, _ in on_default})
             for start in range(0, len(ids), CHUNK):
                 result = eligibility_refresh(
                     track_ids=ids[start : start + CHUNK],

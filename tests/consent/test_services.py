@@ -917,6 +917,32 @@ def test_pinning_keeps_an_explicit_previous_default(artist, make_track):
     assert consent_of(make_track(artist=artist), GENAI) == ("", False)
 
 
+def test_pinning_keeps_what_silence_meant_under_an_opt_out_rule(
+    artist, admin, make_track
+):
+    # given independent training is opt-out and the artist never set a
+    # default, so a track on default is eligible (silence is a yes)
+    publish_and_apply({("independent", TRAINING): "opt_out"}, actor=admin)
+    on_default = make_track(artist=artist)
+    assert consent_of(on_default, TRAINING) == ("", True)
+
+    # when the default becomes no for new tracks only
+    outcome = defaults_set(
+        artist=artist,
+        defaults={TRAINING: "denied"},
+        apply_to_existing=False,
+        actor=artist,
+    )
+
+    # then the existing track keeps the answer it had: yes, still eligible
+    assert outcome.tracks_kept == 1
+    assert consent_of(on_default, TRAINING) == ("granted", True)
+    [entry] = [e for e in ledger_of(on_default) if e.source == "web"]
+    assert (entry.old_eligible, entry.new_eligible) == (True, True)
+    # and only a new track takes the new default
+    assert consent_of(make_track(artist=artist), TRAINING) == ("", False)
+
+
 def test_setting_the_same_defaults_again_writes_nothing(artist, make_track):
     track = make_track(artist=artist)
     defaults = {GENAI: "granted", MINING: "denied"}
