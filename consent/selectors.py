@@ -2,7 +2,9 @@
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from catalog.models import Track
@@ -14,6 +16,7 @@ from consent.models import (
     State,
     TrackConsent,
 )
+from consent.policy import Policy
 from consent.uses import USE_ORDER
 
 
@@ -74,14 +77,10 @@ def receipts_for_track(*, track: Track) -> QuerySet[Receipt]:
 
 
 def receipt_for_owner(*, owner: User, public_id) -> Receipt:
-    from django.shortcuts import get_object_or_404
-
     return get_object_or_404(Receipt, artist=owner, public_id=public_id)
 
 
 def bulk_job_for_owner(*, owner: User, public_id) -> BulkJob:
-    from django.shortcuts import get_object_or_404
-
     return get_object_or_404(BulkJob, artist=owner, public_id=public_id)
 
 
@@ -98,10 +97,6 @@ def list_state(*, owner: User):
     that changes a row of the list moves one of these, so a page cached under
     this version is never served after such a write commits.
     """
-    from django.db import connection
-
-    from consent.policy import Policy
-
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT 'rule', r.license_class, r.use, r.rule, v.number "
