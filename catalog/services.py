@@ -60,7 +60,7 @@ def stats_apply(*, deltas: StatsDelta) -> None:
     with connection.cursor() as cursor:
         if decrements:
             cursor.executemany(
-                f"UPDATE {table} SET track_count = track_count + %s "
+                f"UPDATE {table} SET track_count = track_count + %s "  # noqa: S608 - model table name; values are parameters
                 "WHERE artist_id = %s AND license_class = %s",
                 decrements,
             )
@@ -69,7 +69,7 @@ def stats_apply(*, deltas: StatsDelta) -> None:
             values = ", ".join(["(%s, %s, %s)"] * len(chunk))
             params = [value for row in chunk for value in row]
             cursor.execute(
-                f"INSERT INTO {table} (artist_id, license_class, track_count) "
+                f"INSERT INTO {table} (artist_id, license_class, track_count) "  # noqa: S608 - model table, placeholders; values are parameters
                 f"VALUES {values} ON CONFLICT (artist_id, license_class) DO UPDATE "
                 f"SET track_count = {table}.track_count + excluded.track_count",
                 params,

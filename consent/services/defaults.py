@@ -22,7 +22,7 @@ class DefaultsOutcome:
     receipt: Receipt | None = None
 
 
-def defaults_set(
+def defaults_set(  # noqa: C901 - 13 > 10: to split (check, pin, apply), see the commit
     *,
     artist: User,
     defaults: dict[str, str],

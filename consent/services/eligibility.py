@@ -55,7 +55,7 @@ def eligibility_refresh(
         condition, params = id_condition("track_id", list(tracks))
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT track_id, use, decision, eligible, license_class "
+                "SELECT track_id, use, decision, eligible, license_class "  # noqa: S608 - model table, id condition; ids are parameters
                 f"FROM {TrackConsent._meta.db_table} WHERE {condition} "
                 "ORDER BY track_id, use",
                 params,
@@ -127,7 +127,7 @@ def trackconsent_create_missing(
         params += list(track_ids)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"WITH u(use) AS (VALUES {uses}) "
+            f"WITH u(use) AS (VALUES {uses}) "  # noqa: S608 - model tables, placeholders; values are parameters
             f"INSERT INTO {table} "
             "(track_id, use, decision, eligible, artist_id, license_class, "
             "updated_at) "
