@@ -83,7 +83,6 @@ def consent_cell(
 @dataclass(frozen=True, slots=True)
 class ConsentRow:
     track: TrackRow
-    consent_url: str
     cells: list[ConsentCell]
     locked_reason: str
 
@@ -96,8 +95,6 @@ def consent_rows(
     defaults: dict[str, str | None],
     policy: Policy,
 ) -> list[ConsentRow]:
-    prefix = reverse("tracks:consent", kwargs={"public_id": "_"})
-    head, tail = prefix.split("_", 1)
     rows = []
     for row in track_rows:
         license_class = license_classes[row.public_id]
@@ -119,7 +116,6 @@ def consent_rows(
         rows.append(
             ConsentRow(
                 track=row,
-                consent_url=f"{head}{row.public_id}{tail}",
                 cells=cells,
                 locked_reason=(
                     all_uses_locked_reason(license_class)
@@ -134,7 +130,6 @@ def consent_rows(
 @dataclass(frozen=True)
 class UseExplanation:
     cell: ConsentCell
-    rule: str
     rule_words: str
     why: str
     description: str
@@ -173,7 +168,6 @@ def explain(
         )
     return UseExplanation(
         cell=cell,
-        rule=rule,
         rule_words=rule_words,
         why=why,
         description=USES[cell.use].description,

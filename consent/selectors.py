@@ -9,7 +9,6 @@ from catalog.models import Track
 from consent.models import (
     ArtistDefault,
     BulkJob,
-    Decision,
     LedgerEntry,
     Receipt,
     State,
@@ -64,10 +63,6 @@ def defaults_for_artist(*, artist: User) -> dict[str, str | None]:
         ArtistDefault.objects.filter(artist=artist).values_list("use", "decision")
     )
     return {use: found.get(use) for use in USE_ORDER}
-
-
-def effective_default(default: str | None) -> str:
-    return default or Decision.DENIED
 
 
 def ledger_for_track(*, track: Track) -> QuerySet[LedgerEntry]:

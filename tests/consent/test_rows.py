@@ -51,8 +51,6 @@ def _track(**overrides) -> TrackRow:
         "is_label": True,
         "license_text": "Label: Smith & Sons <Records>",
         "duration": "3:35",
-        "uploaded_iso": "2026-11-01T10:00:00+00:00",
-        "uploaded": "1 Nov 2026",
         "changed_iso": "2026-11-29T16:24:09+00:00",
         "changed": "29 Nov 2026, 16:24",
     }
