@@ -26,7 +26,6 @@ from consent.services.eligibility import (
     RefreshOutcome,
     catalog_import,
     eligibility_refresh,
-    track_license_class_set,
     trackconsent_create_missing,
     tracks_upload,
 )
@@ -82,7 +81,6 @@ __all__ = [
     "receipts_email_digest",
     "receipts_send_pending",
     "state_of",
-    "track_license_class_set",
     "trackconsent_create_missing",
     "tracks_upload",
 ]

@@ -216,22 +216,3 @@ def catalog_import(*, rows, **options):
     return catalog_services.catalog_import(
         rows=rows, after_batch_write=after_batch_write, **options
     )
-
-
-def track_license_class_set(
-    *, track: Track, license_class: str, label, actor: User | None, source: str
-) -> bool:
-    """Move a track between independent and label-licensed and re-evaluate its
-    eligibility in the same transaction (ledger rows for what changes)."""
-    with transaction.atomic():
-        changed = catalog_services.track_change_license_class(
-            track=track, license_class=license_class, label=label
-        )
-        if changed:
-            eligibility_refresh(
-                track_ids=[track.pk],
-                source=source,
-                actor=actor,
-                note=f"licence class is now {license_class}",
-            )
-    return changed

@@ -14,8 +14,8 @@ from consent.services import (
     defaults_set,
     policy_apply,
     policy_publish,
-    track_license_class_set,
 )
+from tests.consent.helpers import track_reclassify
 from tests.factories import LabelFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,13 +48,7 @@ def history(make_track):
         apply_to_existing=True,
         actor=two,
     )
-    track_license_class_set(
-        track=second,
-        license_class="label",
-        label=LabelFactory(),
-        actor=None,
-        source="admin",
-    )
+    track_reclassify(second, license_class="label", label=LabelFactory().name)
     admin = StaffFactory(is_superuser=True)
     version = policy_publish(
         rules={**policy_current().rules, ("independent", "data-mining"): "opt_out"},
@@ -68,7 +62,7 @@ def history(make_track):
 def test_history_has_rows_from_every_kind_of_change(history):
     sources = set(LedgerEntry.objects.values_list("source", flat=True))
 
-    assert sources == {"web", "api", "bulk", "admin", "policy"}
+    assert sources == {"web", "api", "bulk", "import", "policy"}
 
 
 def test_verify_chains_is_clean_after_a_mix_of_changes(history):

@@ -36,9 +36,9 @@ from consent.services import (
     policy_publish,
     receipts_email_digest,
     switch_postgres,
-    track_license_class_set,
     trackconsent_create_missing,
 )
+from tests.consent.helpers import track_reclassify
 from tests.factories import LabelFactory, StaffFactory, TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -998,13 +998,9 @@ def test_signing_to_a_label_makes_a_granted_use_ineligible(artist, make_track):
     track = make_track(artist=artist)
     consent_set(track=track, use=GENAI, state="granted", actor=artist, source="web")
     consent_set(track=track, use=MINING, state="denied", actor=artist, source="web")
-    staff = StaffFactory()
-    label = LabelFactory()
 
-    # when staff record that the track is now label-licensed
-    changed = track_license_class_set(
-        track=track, license_class="label", label=label, actor=staff, source="admin"
-    )
+    # when the catalogue import says the track is now label-licensed
+    changed = track_reclassify(track, license_class="label", label="Northern Records")
 
     # then it is not eligible any more; the decisions are kept
     assert changed is True
@@ -1025,9 +1021,9 @@ def test_signing_to_a_label_makes_a_granted_use_ineligible(artist, make_track):
     )
     assert (entry.old_eligible, entry.new_eligible) == (True, False)
     assert (entry.source, entry.actor_id, entry.note) == (
-        "admin",
-        staff.pk,
-        "licence class is now label",
+        "import",
+        None,
+        "licence class changed by the catalogue import",
     )
     # the copies of the class on the consent rows follow
     assert set(
@@ -1038,13 +1034,7 @@ def test_signing_to_a_label_makes_a_granted_use_ineligible(artist, make_track):
     assert verify_chains().breaks == []
 
     # when it goes back to independent, the yes counts again
-    track_license_class_set(
-        track=track,
-        license_class="independent",
-        label=None,
-        actor=staff,
-        source="admin",
-    )
+    assert track_reclassify(track, license_class="independent") is True
     assert consent_of(track, GENAI) == ("granted", True)
     assert version_of(track) == 4
 
@@ -1053,9 +1043,7 @@ def test_an_unchanged_licence_class_writes_nothing(artist, make_track):
     track = make_track(artist=artist)
     consent_set(track=track, use=GENAI, state="granted", actor=artist, source="web")
 
-    changed = track_license_class_set(
-        track=track, license_class="independent", label=None, actor=None, source="admin"
-    )
+    changed = track_reclassify(track, license_class="independent")
 
     assert changed is False
     assert len(ledger_of(track)) == 1
@@ -1146,12 +1134,8 @@ def catalogue(make_track):
         actor=one,
         source="web",
     )
-    track_license_class_set(
-        track=tracks["signed_granted"],
-        license_class="label",
-        label=LabelFactory(),
-        actor=None,
-        source="admin",
+    track_reclassify(
+        tracks["signed_granted"], license_class="label", label=LabelFactory().name
     )
     # the second artist says yes by default to genai-training
     defaults_set(
