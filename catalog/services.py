@@ -198,46 +198,6 @@ def track_create(
     return track
 
 
-@transaction.atomic
-def track_change_license_class(
-    *, track: Track, license_class: str, label: Label | None
-) -> bool:
-    """Move a track between independent and label-licensed (an artist signs).
-
-    Locks the track row; returns False and writes nothing when nothing changes.
-    ``consent`` wraps this to re-evaluate eligibility in the same transaction.
-    """
-    locked = Track.objects.select_for_update().get(pk=track.pk)
-    if license_class == LicenseClass.INDEPENDENT:
-        label = None
-    if locked.license_class == license_class and locked.label_id == (
-        label.pk if label else None
-    ):
-        return False
-    old_class = locked.license_class
-    locked.license_class = license_class
-    locked.label = label
-    locked.updated_at = timezone.now()
-    locked.full_clean(exclude=["audio_file"])
-    locked.save(update_fields=["license_class", "label", "updated_at"])
-    if old_class != license_class:
-        stats_apply(
-            deltas=Counter(
-                {
-                    (locked.artist_id, old_class): -1,
-                    (locked.artist_id, license_class): 1,
-                }
-            )
-        )
-    catalog_changed(artist_ids=[locked.artist_id])
-    track.license_class, track.label, track.updated_at = (
-        locked.license_class,
-        locked.label,
-        locked.updated_at,
-    )
-    return True
-
-
 def tracks_upload(
     *, artist: User, uploads: list[tuple[UploadedFile, AudioInfo]]
 ) -> list[Track]:
