@@ -57,3 +57,12 @@ def run_bulk_change(job_id: int) -> None:
     from consent.services import bulk_job_run
 
     bulk_job_run(job_id=job_id)
+
+
+@shared_task(name="consent.purge_idempotency_records")
+def purge_idempotency_records() -> None:
+    """Beat, hourly: delete idempotency records older than a day (their key
+    may be reused by then); safe to run twice or beside live requests."""
+    from consent.idempotency import idempotency_records_purge
+
+    idempotency_records_purge()

@@ -269,4 +269,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.send_receipt_digests",
         "schedule": REFRAIN_RECEIPT_DIGEST_MINUTES * 60.0,
     },
+    "purge-idempotency-records": {
+        "task": "consent.purge_idempotency_records",
+        "schedule": 60 * 60.0,
+    },
 }
