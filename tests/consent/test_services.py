@@ -3,9 +3,8 @@ import json
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import override_settings
-from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
 from consent.ledger import GENESIS_HASH, chain_hash, entry_encoding, verify_chains
@@ -391,33 +390,6 @@ def test_a_switch_receipt_follows_changed_receipt_settings(artist, make_track):
     payload = Receipt.objects.get(pk=result.receipt.pk).payload
     assert payload["policyUrl"] == "https://music.example.org/policy/"
     assert payload["piiControllers"][0]["piiController"] == "Other Platform Ltd"
-
-
-@pytest.mark.postgres
-def test_a_switch_is_one_prepared_call_and_works_unprepared(artist, make_track):
-    # given an artist's track on PostgreSQL
-    track = make_track(artist=artist)
-
-    # when it is switched twice
-    with CaptureQueriesContext(connection) as queries:
-        list_switch(artist, track, "granted")
-    list_switch(artist, track, "denied")
-
-    # then each switch was one statement, prepared once on this connection
-    assert len(queries) == 1
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements "
-            "WHERE statement LIKE 'SELECT * FROM consent_switch(%%'"
-        )
-        assert cursor.fetchone()[0] == 1
-    # and with prepared statements off (a pooler) it still switches
-    connection.connection.prepare_threshold = None
-    try:
-        assert list_switch(artist, track, "granted").changed is True
-    finally:
-        connection.connection.prepare_threshold = 5
-    assert verify_chains(track_ids=[track.pk]).breaks == []
 
 
 @pytest.mark.parametrize("state", ["granted", "denied", "default"])
