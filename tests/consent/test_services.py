@@ -371,7 +371,6 @@ def test_switches_share_one_skeleton_and_each_gets_its_own_values(
     assert verify_chains(track_ids=[t.pk for t in tracks]).breaks == []
 
 
-@pytest.mark.postgres
 def test_a_switch_receipt_follows_changed_receipt_settings(artist, make_track):
     # given a track granted and denied before the controller's settings change
     track = make_track(artist=artist)
