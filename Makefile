@@ -45,9 +45,18 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The suite twice, so every change exercises both write paths: on PostgreSQL
+# and Redis with Chromium (the embedded default when they are unreachable,
+# unless REQUIRE_SERVICES=1), then on the embedded default even when they are
+# reachable, without the tests that need PostgreSQL or a browser.
+EMBEDDED_PASS := not postgres and not browser
+
 test: install-dev lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/pytest
+	@echo "== make test: pass 1 of 2, PostgreSQL + Redis + Chromium"
+	REFRAIN_TEST_STACK=auto $(BIN)/pytest
+	@echo "== make test: pass 2 of 2, embedded (SQLite + filesystem broker)"
+	REFRAIN_TEST_STACK=embedded $(BIN)/pytest -m "$(EMBEDDED_PASS)"
 
 bench: install-dev
 	$(BIN)/python bench/run.py

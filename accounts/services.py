@@ -147,7 +147,7 @@ def invitation_send(*, user: User) -> bool:
 
 # --- Personal access tokens ---------------------------------------------------
 
-TOKEN_PREFIX = "rfn_"
+TOKEN_PREFIX = "rfn_"  # noqa: S105 - the public prefix of every token, not a secret
 # last_used_at is a hint for the artist ("used 3 days ago"), so it is written
 # at most once per this interval: a burst of API calls does not turn every
 # read into a write on the token's row.

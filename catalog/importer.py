@@ -40,50 +40,80 @@ def _text(value) -> str:
     return "" if value is None else str(value).strip()
 
 
+class _Invalid(Exception):
+    """A field's problem, in words (``validate_row`` turns it into a RowError)."""
+
+
 def validate_row(line: int, raw: dict) -> CatalogRow | RowError:
     """Check one row; the error names the first problem in words."""
-    isrc_text = _text(raw.get("isrc"))
-    if not isrc_text:
-        return RowError(line, "ISRC is missing")
     try:
-        isrc = normalise_isrc(isrc_text)
+        isrc = _isrc(raw)
+        title = _title(raw)
+        email = _email(raw)
+        license_class, label = _license(raw)
+        duration_ms = _duration(raw)
+    except _Invalid as problem:
+        return RowError(line, str(problem))
+    return CatalogRow(line, isrc, title, email, license_class, label, duration_ms)
+
+
+def _isrc(raw: dict) -> str:
+    text = _text(raw.get("isrc"))
+    if not text:
+        raise _Invalid("ISRC is missing")
+    try:
+        return normalise_isrc(text)
     except ValidationError:
-        return RowError(line, f"ISRC “{isrc_text}” is not valid (CC-XXX-YY-NNNNN)")
+        raise _Invalid(f"ISRC “{text}” is not valid (CC-XXX-YY-NNNNN)") from None
+
+
+def _title(raw: dict) -> str:
     title = _text(raw.get("title"))
     if not title:
-        return RowError(line, "title is missing")
+        raise _Invalid("title is missing")
     if len(title) > MAX_TITLE:
-        return RowError(line, f"title is longer than {MAX_TITLE} characters")
+        raise _Invalid(f"title is longer than {MAX_TITLE} characters")
+    return title
+
+
+def _email(raw: dict) -> str:
     email = _text(raw.get("artist_email")).lower()
     if not email:
-        return RowError(line, "artist_email is missing")
+        raise _Invalid("artist_email is missing")
     try:
         validate_email(email)
     except ValidationError:
-        return RowError(line, f"artist_email “{email}” is not an e-mail address")
+        raise _Invalid(f"artist_email “{email}” is not an e-mail address") from None
+    return email
+
+
+def _license(raw: dict) -> tuple[str, str]:
     license_class = _text(raw.get("license_class")).lower()
     if license_class not in LicenseClass.values:
-        return RowError(
-            line,
-            f"license_class “{license_class}” is unknown (use independent or label)",
+        raise _Invalid(
+            f"license_class “{license_class}” is unknown (use independent or label)"
         )
     label = " ".join(_text(raw.get("label")).split())
     if license_class == LicenseClass.LABEL and not label:
-        return RowError(line, "label is missing for a label-licensed track")
+        raise _Invalid("label is missing for a label-licensed track")
     if license_class == LicenseClass.INDEPENDENT and label:
-        return RowError(line, "an independent track cannot have a label")
+        raise _Invalid("an independent track cannot have a label")
     if len(label) > 200:
-        return RowError(line, "label is longer than 200 characters")
-    duration_text = _text(raw.get("duration_ms"))
-    duration_ms = None
-    if duration_text:
-        try:
-            duration_ms = int(duration_text)
-        except ValueError:
-            return RowError(line, f"duration_ms “{duration_text}” is not a number")
-        if not 0 <= duration_ms <= 2_147_483_647:
-            return RowError(line, "duration_ms is out of range")
-    return CatalogRow(line, isrc, title, email, license_class, label, duration_ms)
+        raise _Invalid("label is longer than 200 characters")
+    return license_class, label
+
+
+def _duration(raw: dict) -> int | None:
+    text = _text(raw.get("duration_ms"))
+    if not text:
+        return None
+    try:
+        duration_ms = int(text)
+    except ValueError:
+        raise _Invalid(f"duration_ms “{text}” is not a number") from None
+    if not 0 <= duration_ms <= 2_147_483_647:
+        raise _Invalid("duration_ms is out of range")
+    return duration_ms
 
 
 def read_rows(stream: Iterable[str], *, fmt: str) -> Iterator[CatalogRow | RowError]:

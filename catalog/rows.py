@@ -48,8 +48,6 @@ class TrackRow:
     is_label: bool
     license_text: str
     duration: str
-    uploaded_iso: str
-    uploaded: str
     changed_iso: str
     changed: str
 
@@ -71,8 +69,6 @@ def track_rows(tracks: list[Track]) -> list[TrackRow]:
                 if is_label
                 else "Independent",
                 duration=track.duration_display or "—",
-                uploaded_iso=track.uploaded_at.isoformat(),
-                uploaded=short_date(track.uploaded_at),
                 changed_iso=track.updated_at.isoformat(),
                 changed=short_datetime(track.updated_at),
             )

@@ -61,7 +61,7 @@ def stats_apply(*, deltas: StatsDelta) -> None:
     with connection.cursor() as cursor:
         if decrements:
             cursor.executemany(
-                f"UPDATE {table} SET track_count = track_count + %s "
+                f"UPDATE {table} SET track_count = track_count + %s "  # noqa: S608 - model table name; values are parameters
                 "WHERE artist_id = %s AND license_class = %s",
                 decrements,
             )
@@ -70,7 +70,7 @@ def stats_apply(*, deltas: StatsDelta) -> None:
             values = ", ".join(["(%s, %s, %s)"] * len(chunk))
             params = [value for row in chunk for value in row]
             cursor.execute(
-                f"INSERT INTO {table} (artist_id, license_class, track_count) "
+                f"INSERT INTO {table} (artist_id, license_class, track_count) "  # noqa: S608 - model table, placeholders; values are parameters
                 f"VALUES {values} ON CONFLICT (artist_id, license_class) DO UPDATE "
                 f"SET track_count = {table}.track_count + excluded.track_count",
                 params,
@@ -197,46 +197,6 @@ def track_create(
             track.audio_file.storage.delete(track.audio_file.name)
         raise
     return track
-
-
-@transaction.atomic
-def track_change_license_class(
-    *, track: Track, license_class: str, label: Label | None
-) -> bool:
-    """Move a track between independent and label-licensed (an artist signs).
-
-    Locks the track row; returns False and writes nothing when nothing changes.
-    ``consent`` wraps this to re-evaluate eligibility in the same transaction.
-    """
-    locked = Track.objects.select_for_update().get(pk=track.pk)
-    if license_class == LicenseClass.INDEPENDENT:
-        label = None
-    if locked.license_class == license_class and locked.label_id == (
-        label.pk if label else None
-    ):
-        return False
-    old_class = locked.license_class
-    locked.license_class = license_class
-    locked.label = label
-    locked.updated_at = timezone.now()
-    locked.full_clean(exclude=["audio_file"])
-    locked.save(update_fields=["license_class", "label", "updated_at"])
-    if old_class != license_class:
-        stats_apply(
-            deltas=Counter(
-                {
-                    (locked.artist_id, old_class): -1,
-                    (locked.artist_id, license_class): 1,
-                }
-            )
-        )
-    catalog_changed(artist_ids=[locked.artist_id])
-    track.license_class, track.label, track.updated_at = (
-        locked.license_class,
-        locked.label,
-        locked.updated_at,
-    )
-    return True
 
 
 def tracks_upload(

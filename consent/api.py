@@ -12,6 +12,7 @@ one readable sentence for every bad filter, use, state or header.
 
 import json
 import re
+from functools import partial
 from typing import Annotated, Literal
 
 from django.http import Http404, HttpRequest, JsonResponse
@@ -20,6 +21,7 @@ from ninja.security import django_auth
 from pydantic import Field
 
 from accounts.api import personal_token_auth
+from accounts.models import User
 from catalog.models import Track
 from catalog.selectors import track_for_owner, track_page_for_owner
 from consent.forms import TrackListForm
@@ -248,6 +250,86 @@ def _error(status: int, detail: str, **extra) -> JsonResponse:
     return JsonResponse({"detail": detail, **extra}, status=status)
 
 
+def _consent_write(
+    *,
+    track: Track,
+    use: str,
+    state: str,
+    actor: User,
+    request_id: str,
+    if_version: int | None,
+) -> tuple[int, dict]:
+    """The write behind ``set_consent`` and its answer (run at most once per
+    idempotency key)."""
+    result = consent_set(
+        track=track,
+        use=use,
+        state=state,
+        actor=actor,
+        source=Source.API,
+        request_id=request_id,
+        if_version=if_version,
+    )
+    if result.rule == Rule.PROHIBITED:
+        # Setting what a locked use already has changes nothing, but the
+        # answer is still that the artist cannot decide it.
+        raise ConsentLocked("The policy does not allow this use of this track.")
+    out = _use_out(
+        track=track,
+        use=use,
+        decision=result.decision,
+        eligible=result.eligible,
+        # The default and the rule the change was judged by, read under
+        # the track's lock.
+        default=result.default,
+        policy=Policy(number=0, rules={(track.license_class, use): result.rule}),
+    )
+    return 200, ConsentOut(
+        public_id=track.public_id,
+        use=use,
+        **out,
+        consent_version=result.consent_version,
+        changed=result.changed,
+        receipt=(
+            result.receipt.get_absolute_url() if result.receipt is not None else None
+        ),
+    ).model_dump(mode="json")
+
+
+class _BadRequest(Exception):
+    """What is wrong with a request, answered as a 400 with this detail."""
+
+
+def _consent_body(request: HttpRequest, use: str) -> tuple[dict, str]:
+    """The parsed body and the state it asks for (checked before the track is
+    looked up: a bad request is a 400 whoever's track it names)."""
+    if use not in USE_ORDER:
+        raise _BadRequest(f"“{use}” is not a use. Uses: {', '.join(USE_ORDER)}.")
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise _BadRequest('The body is not JSON. Send {"state": "granted"}.') from None
+    state = body.get("state") if isinstance(body, dict) else None
+    if state not in State.values:
+        raise _BadRequest(
+            'Send {"state": …} with granted, denied or default '
+            f"(got {json.dumps(state)[:60]})."
+        )
+    return body, state
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    """The consent version ``If-Match`` names (None: unconditional)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _IF_MATCH.match(if_match.strip())
+    if match is None:
+        raise _BadRequest(
+            'If-Match must be the track\'s consent version as its ETag, e.g. "3".'
+        )
+    return int(match.group(1) or match.group(2))
+
+
 @router.put(
     "/me/tracks/{public_id}/consent/{use}",
     response={
@@ -278,73 +360,28 @@ def set_consent(
     first answer again (``Idempotent-Replayed: true``) and write nothing; the
     same key with another request is a 422. A use the policy locks is a 409
     with the reason; nothing is written on any error."""
-    if use not in USE_ORDER:
-        return _error(400, f"“{use}” is not a use. Uses: {', '.join(USE_ORDER)}.")
     try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, 'The body is not JSON. Send {"state": "granted"}.')
-    state = body.get("state") if isinstance(body, dict) else None
-    if state not in State.values:
-        return _error(
-            400,
-            'Send {"state": …} with granted, denied or default '
-            f"(got {json.dumps(state)[:60]}).",
-        )
-    if_version = None
-    if if_match is not None and if_match.strip() != "*":
-        match = _IF_MATCH.match(if_match.strip())
-        if match is None:
-            return _error(
-                400,
-                'If-Match must be the track\'s consent version as its ETag, e.g. "3".',
-            )
-        if_version = int(match.group(1) or match.group(2))
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        return _error(400, "Idempotency-Key must be 1 to 255 characters.")
+        body, state = _consent_body(request, use)
+        if_version = _expected_version(if_match)
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+            raise _BadRequest("Idempotency-Key must be 1 to 255 characters.")
+    except _BadRequest as error:
+        return _error(400, str(error))
     user = request.auth
     try:
         track = track_for_owner(owner=user, public_id=public_id)
     except Http404:
         return _error(404, "You have no track with this id.")
 
-    def run() -> tuple[int, dict]:
-        result = consent_set(
-            track=track,
-            use=use,
-            state=state,
-            actor=user,
-            source=Source.API,
-            request_id=request.headers.get("X-Request-ID", "")[:64] or new_request_id(),
-            if_version=if_version,
-        )
-        if result.rule == Rule.PROHIBITED:
-            # Setting what a locked use already has changes nothing, but the
-            # answer is still that the artist cannot decide it.
-            raise ConsentLocked("The policy does not allow this use of this track.")
-        out = _use_out(
-            track=track,
-            use=use,
-            decision=result.decision,
-            eligible=result.eligible,
-            # The default and the rule the change was judged by, read under
-            # the track's lock.
-            default=result.default,
-            policy=Policy(number=0, rules={(track.license_class, use): result.rule}),
-        )
-        return 200, ConsentOut(
-            public_id=track.public_id,
-            use=use,
-            **out,
-            consent_version=result.consent_version,
-            changed=result.changed,
-            receipt=(
-                result.receipt.get_absolute_url()
-                if result.receipt is not None
-                else None
-            ),
-        ).model_dump(mode="json")
-
+    run = partial(
+        _consent_write,
+        track=track,
+        use=use,
+        state=state,
+        actor=user,
+        request_id=request.headers.get("X-Request-ID", "")[:64] or new_request_id(),
+        if_version=if_version,
+    )
     try:
         if idempotency_key is None:
             answer = Answer(*run())

@@ -46,7 +46,7 @@ def trackconsent_bulk_load(*, artist_ids: list[int]) -> int:
         for name, _ in definitions:
             cursor.execute(f'DROP INDEX "{name}"')
         cursor.execute(
-            f"WITH u(use) AS (VALUES {uses}) INSERT INTO {table} "
+            f"WITH u(use) AS (VALUES {uses}) INSERT INTO {table} "  # noqa: S608 - model table, placeholders; values are parameters
             "(track_id, use, decision, eligible, artist_id, license_class, "
             "updated_at) SELECT t.id, u.use, '', FALSE, t.artist_id, "
             "t.license_class, %s FROM catalog_track t CROSS JOIN u "

@@ -34,8 +34,9 @@ stale) unless the reason went away (a policy change unlocked the use).
 
 Records are kept for ``IDEMPOTENCY_TTL`` (24 hours): an older record of the
 same key is deleted and the key claimed afresh, and
-``idempotency_records_purge`` removes old records in bulk (call it from a
-periodic task or a cron job; nothing depends on it running).
+``idempotency_records_purge`` removes old records in bulk (beat runs it
+hourly, ``consent.tasks.purge_idempotency_records``; nothing depends on it
+running).
 """
 
 import hashlib

@@ -87,3 +87,12 @@ def resume_bulk_jobs() -> None:
     from consent.services import bulk_jobs_resume
 
     bulk_jobs_resume()
+
+
+@shared_task(name="consent.purge_idempotency_records")
+def purge_idempotency_records() -> None:
+    """Beat, hourly: delete idempotency records older than a day (their key
+    may be reused by then); safe to run twice or beside live requests."""
+    from consent.idempotency import idempotency_records_purge
+
+    idempotency_records_purge()

@@ -12,23 +12,28 @@ REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
+@pytest.hookimpl(trylast=True)  # after -m has deselected what will not run
 def pytest_collection_modifyitems(config, items):
-    """Explain, per test, why it cannot run here (or fail under REQUIRE_SERVICES)."""
+    """Explain, per selected test, why it cannot run here; under
+    REQUIRE_SERVICES a selected browser test without Chromium is an error."""
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     has_chromium = shutil.which(CHROMIUM) is not None or os.path.exists(CHROMIUM)
-    if REQUIRE_SERVICES and not has_chromium:
+    wants_browser = any("browser" in item.keywords for item in items)
+    if REQUIRE_SERVICES and wants_browser and not has_chromium:
         raise pytest.UsageError(
             f"REQUIRE_SERVICES=1 but Chromium is missing at {CHROMIUM} "
             "(apt-get install -y chromium)"
         )
+    why_not_postgres = (
+        "running on the embedded stack (REFRAIN_TEST_STACK=embedded)"
+        if settings.TEST_EMBEDDED
+        else f"TEST_DATABASE_URL ({settings.TEST_DATABASE_URL}) is not reachable, "
+        "running on SQLite"
+    )
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(
-                pytest.mark.skip(
-                    reason="needs PostgreSQL: TEST_DATABASE_URL "
-                    f"({settings.TEST_DATABASE_URL}) is not reachable, "
-                    "running on SQLite"
-                )
+                pytest.mark.skip(reason=f"needs PostgreSQL: {why_not_postgres}")
             )
         if "browser" in item.keywords and not has_chromium:
             item.add_marker(

@@ -310,4 +310,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.verify_ledger",
         "schedule": crontab(hour=3, minute=45),
     },
+    "purge-idempotency-records": {
+        "task": "consent.purge_idempotency_records",
+        "schedule": 60 * 60.0,
+    },
 }

@@ -4,10 +4,17 @@ from .base import *  # noqa: F403
 from .base import database_from_url, env
 
 DEBUG = False
-# No defaults: the process refuses to start without these three.
+# No defaults: the process refuses to start without these. In particular no
+# fallback to the embedded stack: every web process and worker must share one
+# broker and one cache (allauth's rate limits and TOTP replay protection live
+# there), which local memory and the filesystem broker are not. ``base`` read
+# the same two variables; reading them again without a default only adds the
+# refusal.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DATABASES = {"default": database_from_url(env.str("DATABASE_URL"))}
+CACHES = {"default": env.cache_url("CACHE_URL")}
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
 
 REFRAIN_STAFF_MFA_REQUIRED = env.bool("REFRAIN_STAFF_MFA_REQUIRED", default=True)
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"

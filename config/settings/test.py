@@ -3,6 +3,12 @@
 ``TEST_DATABASE_URL`` and ``TEST_REDIS_URL`` point at the services (default: the
 local ones). With ``REQUIRE_SERVICES=1`` a missing service is an error, so CI can
 never pass by silently running on SQLite.
+
+``REFRAIN_TEST_STACK=embedded`` runs on the embedded default (SQLite, kombu's
+``filesystem://`` broker, a local-memory cache) even when the services are
+reachable, and then requires none of them: ``make test`` runs the suite once on
+each stack, so both write paths are exercised. The default, ``auto``, is the
+behaviour above.
 """
 
 import os
@@ -34,9 +40,21 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-POSTGRES_AVAILABLE = _reachable(TEST_DATABASE_URL, 5432)
-REDIS_AVAILABLE = _reachable(TEST_REDIS_URL, 6379)
-if REQUIRE_SERVICES and not (POSTGRES_AVAILABLE and REDIS_AVAILABLE):
+TEST_STACK = env.str("REFRAIN_TEST_STACK", default="auto")
+if TEST_STACK not in ("auto", "embedded"):
+    raise ImproperlyConfigured(
+        f"REFRAIN_TEST_STACK must be auto or embedded, not {TEST_STACK!r}"
+    )
+TEST_EMBEDDED = TEST_STACK == "embedded"
+# Whether the suite runs on each service (names kept from when reachability
+# alone decided it).
+POSTGRES_AVAILABLE = not TEST_EMBEDDED and _reachable(TEST_DATABASE_URL, 5432)
+REDIS_AVAILABLE = not TEST_EMBEDDED and _reachable(TEST_REDIS_URL, 6379)
+if (
+    REQUIRE_SERVICES
+    and not TEST_EMBEDDED
+    and not (POSTGRES_AVAILABLE and REDIS_AVAILABLE)
+):
     raise ImproperlyConfigured(
         "REQUIRE_SERVICES=1 but "
         + ", ".join(

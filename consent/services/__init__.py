@@ -37,7 +37,6 @@ from consent.services.eligibility import (
     RefreshOutcome,
     catalog_import,
     eligibility_refresh,
-    track_license_class_set,
     trackconsent_create_missing,
     tracks_upload,
 )
@@ -103,7 +102,6 @@ __all__ = [
     "receipts_email_digest",
     "receipts_send_pending",
     "state_of",
-    "track_license_class_set",
     "trackconsent_create_missing",
     "tracks_upload",
 ]

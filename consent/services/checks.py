@@ -161,7 +161,7 @@ def consent_differences(*, limit: int = DETAIL_LIMIT) -> ConsentCheckReport:
     report = ConsentCheckReport(policy_number=policy.number, skipped_reason=reason)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN id > %s THEN 1 ELSE 0 END), 0) "
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN id > %s THEN 1 ELSE 0 END), 0) "  # noqa: S608 - fixed fragments, the derived rule expression and placeholders; values are parameters
             f"FROM {Track._meta.db_table}",
             [checked_through if checked_through is not None else -1],
         )
@@ -170,7 +170,7 @@ def consent_differences(*, limit: int = DETAIL_LIMIT) -> ConsentCheckReport:
         report.skipped_tracks = skipped if checked_through is not None else 0
         flagged, params = _flagged_sql(policy, checked_through)
         cursor.execute(
-            f"{flagged} SELECT public_id, use, artist_id, license_class, "
+            f"{flagged} SELECT public_id, use, artist_id, license_class, "  # noqa: S608 - fixed fragments, the derived rule expression and placeholders; values are parameters
             "artist_copy, class_copy, decision, eligible, default_decision, rule, "
             "expected, missing, artist_wrong, class_wrong, eligible_wrong, "
             "SUM(missing) OVER (), SUM(artist_wrong + class_wrong) OVER (), "
@@ -220,7 +220,7 @@ def _flagged_sql(policy: Policy, checked_through: int | None) -> tuple[str, list
         "" if checked_through is None else f"AND track_id <= {int(checked_through)} "
     )
     sql = (
-        f"WITH u(use, use_order) AS (VALUES {uses}), "
+        f"WITH u(use, use_order) AS (VALUES {uses}), "  # noqa: S608 - fixed fragments, the derived rule expression and placeholders; values are parameters
         f"p(license_class, use, rule) AS (VALUES {rules}), "
         "pairs AS (SELECT t.id AS track_id, t.public_id, u.use, u.use_order, "
         "t.artist_id, t.license_class, tc.id AS row_id, "
@@ -287,7 +287,7 @@ def _repair(*, request_id: str) -> int:
     missing, refresh = array("q"), array("q")
     with connection.chunked_cursor() as cursor:
         cursor.execute(
-            f"{flagged} SELECT track_id, MAX(missing), "
+            f"{flagged} SELECT track_id, MAX(missing), "  # noqa: S608 - fixed fragments, the derived rule expression and placeholders; values are parameters
             "MAX(artist_wrong + class_wrong + eligible_wrong) FROM flagged "
             "GROUP BY track_id HAVING MAX(missing + artist_wrong + class_wrong "
             "+ eligible_wrong) > 0 ORDER BY track_id",

@@ -50,11 +50,7 @@ def defaults_set(
     receipt): a failure leaves nothing, and the retry starts afresh. Locks
     every track of the artist first, so concurrent switches wait for it.
     """
-    for use, decision in defaults.items():
-        if use not in USE_ORDER:
-            raise ConsentError(f"“{use}” is not a use.")
-        if decision not in ("", *Decision.values):
-            raise ConsentError(f"“{decision}” is not granted, denied or not set.")
+    _check_defaults(defaults)
     outcome = DefaultsOutcome()
     request_id = request_id or new_request_id()
     # One transaction: the defaults, the pinned or re-evaluated tracks and the
@@ -84,55 +80,88 @@ def defaults_set(
                 artist=artist, use__in=changed, decision=""
             ).values_list("track_id", "use", "license_class")
         )
+        step = {"artist": artist, "actor": actor, "request_id": request_id}
         if not apply_to_existing:
-            policy = policy_current()
-            pins: dict[tuple[str, str], list[int]] = defaultdict(list)
-            for track_id, use, license_class in on_default:
-                says_yes = answer_is_yes(
-                    policy.rule(license_class, use), "", previous.get(use)
-                )
-                keep = Decision.GRANTED if says_yes else Decision.DENIED
-                pins[(use, keep)].append(track_id)
-            for (use, keep), unsorted_ids in sorted(pins.items()):
-                ids = sorted(unsorted_ids)
-                for start in range(0, len(ids), CHUNK):
-                    result = consent_bulk_set_chunk(
-                        artist=artist,
-                        track_ids=ids[start : start + CHUNK],
-                        use=use,
-                        state=keep,
-                        actor=actor,
-                        source=Source.WEB,
-                        request_id=request_id,
-                    )
-                    outcome.tracks_kept += result.changed
-        now = timezone.now()
-        for use in changed:
-            if defaults[use]:
-                ArtistDefault.objects.update_or_create(
-                    artist=artist,
-                    use=use,
-                    defaults={"decision": defaults[use], "updated_at": now},
-                )
-            else:
-                ArtistDefault.objects.filter(artist=artist, use=use).delete()
+            outcome.tracks_kept = _pin(on_default, previous=previous, **step)
+        _store_defaults(artist=artist, defaults=defaults, uses=changed)
         if apply_to_existing:
-            ids = sorted({track_id for track_id, _, _ in on_default})
-            for start in range(0, len(ids), CHUNK):
-                result = eligibility_refresh(
-                    track_ids=ids[start : start + CHUNK],
-                    source=Source.WEB,
-                    actor=actor,
-                    note="follows your new default",
-                    request_id=request_id,
-                )
-                outcome.tracks_following += result.changed_rows
+            track_ids = sorted({track_id for track_id, _, _ in on_default})
+            outcome.tracks_following = _follow(track_ids, **step)
         if outcome.tracks_kept or outcome.tracks_following:
             # One receipt for every track this change of defaults touched.
             outcome.receipt = receipt_for_request(
                 artist=artist, request_id=request_id, method=Source.WEB
             )
     return outcome
+
+
+def _check_defaults(defaults: dict[str, str]) -> None:
+    for use, decision in defaults.items():
+        if use not in USE_ORDER:
+            raise ConsentError(f"“{use}” is not a use.")
+        if decision not in ("", *Decision.values):
+            raise ConsentError(f"“{decision}” is not granted, denied or not set.")
+
+
+def _pin(
+    on_default: list[tuple[int, str, str]],
+    *,
+    previous: dict[str, str],
+    artist: User,
+    actor: User | None,
+    request_id: str,
+) -> int:
+    """Give each track on default the answer the rule read from it (before the
+    default changes): returns how many were pinned."""
+    policy = policy_current()
+    pins: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for track_id, use, license_class in on_default:
+        says_yes = answer_is_yes(policy.rule(license_class, use), "", previous.get(use))
+        pins[(use, Decision.GRANTED if says_yes else Decision.DENIED)].append(track_id)
+    kept = 0
+    for (use, keep), track_ids in sorted(pins.items()):
+        ids = sorted(track_ids)
+        for start in range(0, len(ids), CHUNK):
+            kept += consent_bulk_set_chunk(
+                artist=artist,
+                track_ids=ids[start : start + CHUNK],
+                use=use,
+                state=keep,
+                actor=actor,
+                source=Source.WEB,
+                request_id=request_id,
+            ).changed
+    return kept
+
+
+def _store_defaults(*, artist: User, defaults: dict[str, str], uses: list[str]) -> None:
+    now = timezone.now()
+    for use in uses:
+        if defaults[use]:
+            ArtistDefault.objects.update_or_create(
+                artist=artist,
+                use=use,
+                defaults={"decision": defaults[use], "updated_at": now},
+            )
+        else:
+            ArtistDefault.objects.filter(artist=artist, use=use).delete()
+
+
+def _follow(
+    track_ids: list[int], *, artist: User, actor: User | None, request_id: str
+) -> int:
+    """Re-evaluate the tracks on default under the new defaults: returns how
+    many consent rows changed eligibility."""
+    following = 0
+    for start in range(0, len(track_ids), CHUNK):
+        following += eligibility_refresh(
+            track_ids=track_ids[start : start + CHUNK],
+            source=Source.WEB,
+            actor=actor,
+            note="follows your new default",
+            request_id=request_id,
+        ).changed_rows
+    return following
 
 
 def _lock_tracks_of(artist: User) -> int:

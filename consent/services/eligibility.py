@@ -57,7 +57,7 @@ def eligibility_refresh(
         condition, params = id_condition("track_id", list(tracks))
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT track_id, use, decision, eligible, license_class, artist_id "
+                "SELECT track_id, use, decision, eligible, license_class, artist_id "  # noqa: S608 - model table, id condition; ids are parameters
                 f"FROM {TrackConsent._meta.db_table} WHERE {condition} "
                 "ORDER BY track_id, use",
                 params,
@@ -134,7 +134,7 @@ def trackconsent_create_missing(
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH u(use) AS (VALUES {uses}) "
+                f"WITH u(use) AS (VALUES {uses}) "  # noqa: S608 - model tables, placeholders; values are parameters
                 f"INSERT INTO {table} "
                 "(track_id, use, decision, eligible, artist_id, license_class, "
                 "updated_at) "
@@ -159,9 +159,6 @@ def trackconsent_create_missing(
                 note="new track: the rules make it eligible",
             )
     return created
-
-
-# Secondary indexes of consent rows, rebuilt after a bulk load instead of
 
 
 def tracks_that_may_start_eligible(track_ids: list[int] | None) -> list[int]:
@@ -239,22 +236,3 @@ def catalog_import(*, rows, **options):
     return catalog_services.catalog_import(
         rows=rows, after_batch_write=after_batch_write, **options
     )
-
-
-def track_license_class_set(
-    *, track: Track, license_class: str, label, actor: User | None, source: str
-) -> bool:
-    """Move a track between independent and label-licensed and re-evaluate its
-    eligibility in the same transaction (ledger rows for what changes)."""
-    with transaction.atomic():
-        changed = catalog_services.track_change_license_class(
-            track=track, license_class=license_class, label=label
-        )
-        if changed:
-            eligibility_refresh(
-                track_ids=[track.pk],
-                source=source,
-                actor=actor,
-                note=f"licence class is now {license_class}",
-            )
-    return changed

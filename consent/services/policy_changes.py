@@ -49,7 +49,7 @@ def policy_preview(*, rules: dict[tuple[str, str], str]) -> dict[tuple[str, str]
         new_expr = eligible_sql("new.rule", "tc.decision", "d.decision")
         with connection.cursor() as cursor:
             cursor.execute(
-                f"WITH new(rule) AS (VALUES (%s)) SELECT "
+                f"WITH new(rule) AS (VALUES (%s)) SELECT "  # noqa: S608 - fixed fragments and the derived rule expression; values are parameters
                 f"SUM(CASE WHEN NOT tc.eligible AND {new_expr} THEN 1 ELSE 0 END), "
                 f"SUM(CASE WHEN tc.eligible AND NOT {new_expr} THEN 1 ELSE 0 END) "
                 f"FROM {table} tc CROSS JOIN new LEFT JOIN {defaults_table} d "

@@ -134,7 +134,7 @@ def lock_tracks(
         params.append(artist_id)
     postgres = connection.vendor == "postgresql"
     sql = (
-        "SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version, "
+        "SELECT t.id, t.public_id, t.artist_id, t.license_class, t.consent_version, "  # noqa: S608 - fixed fragments, id condition; ids are parameters
         "(SELECT l.entry_hash FROM consent_ledgerentry l WHERE l.track_id = t.id "
         "AND l.consent_version = t.consent_version), t.isrc"
         f"{_SNAPSHOT_IS_CURRENT if postgres else ''} "
@@ -272,7 +272,7 @@ def bulk_update_consents(changes: list[Change], now: datetime) -> None:
                 params += [c.track_id, c.use, c.new_decision, c.new_eligible]
             if connection.vendor == "postgresql":
                 cursor.execute(
-                    f"UPDATE {table} AS tc SET decision = v.decision, "
+                    f"UPDATE {table} AS tc SET decision = v.decision, "  # noqa: S608 - model table name; values are parameters
                     "eligible = v.eligible, updated_at = %s "
                     "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bool[]) "
                     "AS v(track_id, use, decision, eligible) "
@@ -287,7 +287,7 @@ def bulk_update_consents(changes: list[Change], now: datetime) -> None:
                 )
             else:
                 cursor.execute(
-                    f"WITH v(track_id, use, decision, eligible) AS (VALUES {values}) "
+                    f"WITH v(track_id, use, decision, eligible) AS (VALUES {values}) "  # noqa: S608 - model table, placeholders; values are parameters
                     f"UPDATE {table} SET "
                     f"decision = (SELECT decision FROM v WHERE v.track_id = "
                     f"{table}.track_id AND v.use = {table}.use), "
@@ -313,7 +313,7 @@ def bulk_update_versions(
             chunk = items[start : start + 5000]
             if connection.vendor == "postgresql":
                 cursor.execute(
-                    f"UPDATE {table} AS t SET {touched}consent_version = v.version "
+                    f"UPDATE {table} AS t SET {touched}consent_version = v.version "  # noqa: S608 - model table, fixed fragment; values are parameters
                     "FROM unnest(%s::bigint[], %s::int[]) AS v(id, version) "
                     "WHERE t.id = v.id",
                     [
@@ -326,7 +326,7 @@ def bulk_update_versions(
                 values = ", ".join(["(%s, %s)"] * len(chunk))
                 params = [value for pair in chunk for value in pair]
                 cursor.execute(
-                    f"WITH v(id, version) AS (VALUES {values}) UPDATE {table} SET "
+                    f"WITH v(id, version) AS (VALUES {values}) UPDATE {table} SET "  # noqa: S608 - model table, placeholders; values are parameters
                     f"{touched}consent_version = (SELECT version FROM v "
                     f"WHERE v.id = {table}.id) WHERE id IN (SELECT id FROM v)",
                     [*params, *([now] if touch else [])],

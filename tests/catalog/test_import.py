@@ -167,15 +167,30 @@ GBA1B2400002,Low Tide,indie@example.com,label,Northern Records,
 
 def test_the_service_reports_reclassified_tracks(invitation_queue):
     catalog_import(rows=read_rows(io.StringIO(GOOD_CSV), fmt="csv"))
+    counts = kept_counts()
+    # one track signs to a label; another only changes label (same class)
     moved = GOOD_CSV.replace(
         "Night Drive,indie@example.com,independent,,",
         "Night Drive,indie@example.com,label,Acme,",
+    ).replace(
+        "Harbour Lights,signed@example.com,label,Northern Records,",
+        "Harbour Lights,signed@example.com,label,Acme,",
     )
 
     report = catalog_import(rows=read_rows(io.StringIO(moved), fmt="csv"))
 
     assert report.reclassified_track_ids == [Track.objects.get(isrc="USRC17607839").pk]
-    assert (report.created, report.updated, report.unchanged) == (0, 1, 2)
+    assert (report.created, report.updated, report.unchanged) == (0, 2, 1)
+    assert Track.objects.get(isrc="GBA1B2400001").label.name == "Acme"
+    indie = User.objects.get(email="indie@example.com")
+    assert (
+        kept_counts()
+        == fresh_counts()
+        == {
+            **{key: n for key, n in counts.items() if key != (indie.pk, "independent")},
+            (indie.pk, "label"): 1,
+        }
+    )
 
 
 BAD_CSV = f"""{HEADER}

@@ -4,11 +4,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from catalog.models import ArtistCatalogStats, Label, LicenseClass, Track
+from catalog.models import ArtistCatalogStats, Label, Track
 from catalog.services import (
     label_get_or_create,
     stats_rebuild,
-    track_change_license_class,
     track_create,
 )
 from tests.catalog.helpers import fresh_counts, kept_counts
@@ -69,84 +68,6 @@ def test_track_create_refuses_a_taken_isrc_and_counts_nothing(user):
         "Constraint “catalog_track_isrc_unique” is violated."
     ]
     assert Track.objects.count() == 1
-    assert kept_counts() == {(user.pk, "independent"): 1}
-
-
-def test_signing_to_a_label_moves_the_count(user):
-    # given an independent track
-    track = TrackFactory(artist=user)
-    before = track.updated_at
-    label = LabelFactory(name="Northern Records")
-
-    # when the artist signs it to a label
-    changed = track_change_license_class(
-        track=track, license_class=LicenseClass.LABEL, label=label
-    )
-
-    # then the row, the caller's object and the kept counts all follow
-    assert changed is True
-    stored = Track.objects.get(pk=track.pk)
-    assert (stored.license_class, stored.label_id) == ("label", label.pk)
-    assert stored.updated_at > before
-    assert (track.license_class, track.label, track.updated_at) == (
-        "label",
-        label,
-        stored.updated_at,
-    )
-    assert kept_counts() == {(user.pk, "label"): 1}
-    assert kept_counts() == fresh_counts()
-
-
-def test_going_independent_drops_the_label(user):
-    track = TrackFactory(artist=user, signed=True)
-
-    changed = track_change_license_class(
-        track=track, license_class=LicenseClass.INDEPENDENT, label=track.label
-    )
-
-    assert changed is True
-    stored = Track.objects.get(pk=track.pk)
-    assert (stored.license_class, stored.label_id) == ("independent", None)
-    assert kept_counts() == {(user.pk, "independent"): 1}
-
-
-def test_changing_only_the_label_keeps_the_counts(user):
-    track = TrackFactory(artist=user, signed=True)
-    other_label = LabelFactory()
-
-    changed = track_change_license_class(
-        track=track, license_class=LicenseClass.LABEL, label=other_label
-    )
-
-    assert changed is True
-    assert Track.objects.get(pk=track.pk).label_id == other_label.pk
-    assert kept_counts() == {(user.pk, "label"): 1}
-
-
-def test_no_change_writes_nothing(user):
-    track = TrackFactory(artist=user, signed=True)
-    before = Track.objects.get(pk=track.pk).updated_at
-
-    changed = track_change_license_class(
-        track=track, license_class=LicenseClass.LABEL, label=track.label
-    )
-
-    assert changed is False
-    assert Track.objects.get(pk=track.pk).updated_at == before
-    assert kept_counts() == {(user.pk, "label"): 1}
-
-
-def test_label_class_without_label_is_refused_and_nothing_changes(user):
-    track = TrackFactory(artist=user)
-    before = Track.objects.get(pk=track.pk).updated_at
-
-    with pytest.raises(ValidationError):
-        track_change_license_class(
-            track=track, license_class=LicenseClass.LABEL, label=None
-        )
-
-    stored = Track.objects.get(pk=track.pk)
-    assert (stored.license_class, stored.updated_at) == ("independent", before)
     assert kept_counts() == {(user.pk, "independent"): 1}
 
 

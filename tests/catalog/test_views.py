@@ -10,9 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.importer import read_rows
-from catalog.models import LicenseClass, Track
+from catalog.models import Track
 from catalog.selectors import TrackFilters, track_list_for_owner, track_page_for_owner
-from catalog.services import catalog_import, track_change_license_class
+from catalog.services import catalog_import
 from tests.factories import LabelFactory, TrackFactory
 
 pytestmark = pytest.mark.django_db
@@ -463,16 +463,19 @@ def test_a_search_total_follows_a_new_track(
 def test_a_search_total_follows_a_licence_change(
     client, user, django_capture_on_commit_callbacks
 ):
-    track = TrackFactory(artist=user, title="Night Drive")
+    TrackFactory(artist=user, title="Night Drive", isrc="USRC17607839")
     client.force_login(user)
     search = {"q": "night", "license": "label"}
     assert _total(client.get(LIST, search)) == "0 tracks match your filters"
+    csv = (
+        "isrc,title,artist_email,license_class,label,duration_ms\n"
+        f"USRC17607839,Night Drive,{user.email},label,Northern Records,215000\n"
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
-        track_change_license_class(
-            track=track, license_class=LicenseClass.LABEL, label=LabelFactory()
-        )
+        report = catalog_import(rows=read_rows(io.StringIO(csv), fmt="csv"))
 
+    assert report.reclassified_track_ids == [Track.objects.get(isrc="USRC17607839").pk]
     assert _total(client.get(LIST, search)) == "1 track matches your filters"
 
 

@@ -6,7 +6,13 @@ import sys
 import pytest
 from django.conf import settings
 
-REQUIRED = ("DJANGO_SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS")
+REQUIRED = (
+    "DJANGO_SECRET_KEY",
+    "DATABASE_URL",
+    "ALLOWED_HOSTS",
+    "CACHE_URL",
+    "CELERY_BROKER_URL",
+)
 
 
 def _production_env(**overrides: str) -> dict[str, str]:
@@ -23,6 +29,9 @@ def _production_env(**overrides: str) -> dict[str, str]:
         # never connected to by `check`; the test server's URL all the same
         DATABASE_URL=settings.TEST_DATABASE_URL,
         ALLOWED_HOSTS="refrain.example",
+        # neither is connected to by `check` or by importing the WSGI app
+        CACHE_URL="redis://127.0.0.1:6379/15",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/15",
     )
     env.update(overrides)
     return env
@@ -50,7 +59,7 @@ def test_production_settings_pass_check_deploy_with_no_warning():
 
 
 @pytest.mark.parametrize("missing", REQUIRED)
-def test_production_refuses_to_start_without_a_secret(missing):
+def test_production_refuses_to_start_without_a_required_variable(missing):
     # given a production environment with one required variable left out
     env = _production_env()
     del env[missing]
@@ -62,6 +71,34 @@ def test_production_refuses_to_start_without_a_secret(missing):
     assert result.returncode != 0
     assert f"Set the {missing} environment variable" in result.stderr
     assert "no issues" not in result.stdout
+
+
+def test_production_uses_the_cache_and_broker_it_is_given():
+    # given a production environment naming a Redis cache and broker
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CACHES['default']['BACKEND'], s.CACHES['default']['LOCATION'], "
+        "s.CELERY_BROKER_URL, s.CELERY_BROKER_TRANSPORT_OPTIONS)"
+    )
+
+    # when the settings load
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env=_production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # then both are used as given: nothing falls back to local memory or files
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(" ", 3) == [
+        "django.core.cache.backends.redis.RedisCache",
+        "redis://127.0.0.1:6379/15",
+        "redis://127.0.0.1:6379/15",
+        "{'visibility_timeout': 3600}\n",
+    ]
 
 
 def test_the_wsgi_app_loads_every_view_and_freezes_them_for_the_collector():

@@ -6,7 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from catalog.importer import CatalogRow
 from catalog.models import Track
 from consent.models import ArtistDefault, LedgerEntry, TrackConsent
-from consent.services import catalog_import, consent_set, track_license_class_set
+from consent.services import catalog_import, consent_set
 from consent.uses import USE_ORDER
 from tests.catalog.helpers import wav_bytes
 from tests.factories import LabelFactory, UserFactory
@@ -88,14 +88,10 @@ def test_a_licence_class_change_keeps_the_decision_and_locks_the_use(db):
         track=track, use="genai-training", state="granted", actor=artist, source="web"
     )
 
-    changed = track_license_class_set(
-        track=track,
-        license_class="label",
-        label=LabelFactory(),
-        actor=None,
-        source="admin",
+    report = catalog_import(
+        rows=[_row(2, "QZRFN2500009", artist.email, "label", LabelFactory().name)]
     )
 
-    assert changed is True
+    assert report.updated == 1
     row = TrackConsent.objects.get(track=track, use="genai-training")
     assert (row.decision, row.eligible) == ("granted", False)

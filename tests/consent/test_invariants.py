@@ -37,9 +37,9 @@ from consent.services import (
     defaults_set,
     policy_apply,
     policy_publish,
-    track_license_class_set,
     trackconsent_create_missing,
 )
+from tests.consent.helpers import track_reclassify
 from tests.factories import LabelFactory, StaffFactory, TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -196,12 +196,10 @@ class World:
             pass
 
     def licence_change(self, *, track_index: int, signed: bool) -> None:
-        track_license_class_set(
-            track=self.track(track_index),
+        track_reclassify(
+            self.track(track_index),
             license_class="label" if signed else "independent",
-            label=self.label if signed else None,
-            actor=self.admin,
-            source="admin",
+            label=self.label.name,
         )
 
     @staticmethod
@@ -270,7 +268,7 @@ def test_stored_eligibility_equals_the_rules_after_a_random_mix():
         "web",
         "bulk",
         "policy",
-        "admin",
+        "import",
     }
     assert_invariants()
 

@@ -3,9 +3,8 @@ import json
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
-from django.db import connection, transaction
+from django.db import transaction
 from django.test import override_settings
-from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Track
 from consent.ledger import GENESIS_HASH, chain_hash, entry_encoding, verify_chains
@@ -36,9 +35,9 @@ from consent.services import (
     policy_publish,
     receipts_email_digest,
     switch_postgres,
-    track_license_class_set,
     trackconsent_create_missing,
 )
+from tests.consent.helpers import track_reclassify
 from tests.factories import LabelFactory, StaffFactory, TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -372,7 +371,6 @@ def test_switches_share_one_skeleton_and_each_gets_its_own_values(
     assert verify_chains(track_ids=[t.pk for t in tracks]).breaks == []
 
 
-@pytest.mark.postgres
 def test_a_switch_receipt_follows_changed_receipt_settings(artist, make_track):
     # given a track granted and denied before the controller's settings change
     track = make_track(artist=artist)
@@ -391,33 +389,6 @@ def test_a_switch_receipt_follows_changed_receipt_settings(artist, make_track):
     payload = Receipt.objects.get(pk=result.receipt.pk).payload
     assert payload["policyUrl"] == "https://music.example.org/policy/"
     assert payload["piiControllers"][0]["piiController"] == "Other Platform Ltd"
-
-
-@pytest.mark.postgres
-def test_a_switch_is_one_prepared_call_and_works_unprepared(artist, make_track):
-    # given an artist's track on PostgreSQL
-    track = make_track(artist=artist)
-
-    # when it is switched twice
-    with CaptureQueriesContext(connection) as queries:
-        list_switch(artist, track, "granted")
-    list_switch(artist, track, "denied")
-
-    # then each switch was one statement, prepared once on this connection
-    assert len(queries) == 1
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_prepared_statements "
-            "WHERE statement LIKE 'SELECT * FROM consent_switch(%%'"
-        )
-        assert cursor.fetchone()[0] == 1
-    # and with prepared statements off (a pooler) it still switches
-    connection.connection.prepare_threshold = None
-    try:
-        assert list_switch(artist, track, "granted").changed is True
-    finally:
-        connection.connection.prepare_threshold = 5
-    assert verify_chains(track_ids=[track.pk]).breaks == []
 
 
 @pytest.mark.parametrize("state", ["granted", "denied", "default"])
@@ -1024,13 +995,9 @@ def test_signing_to_a_label_makes_a_granted_use_ineligible(artist, make_track):
     track = make_track(artist=artist)
     consent_set(track=track, use=GENAI, state="granted", actor=artist, source="web")
     consent_set(track=track, use=MINING, state="denied", actor=artist, source="web")
-    staff = StaffFactory()
-    label = LabelFactory()
 
-    # when staff record that the track is now label-licensed
-    changed = track_license_class_set(
-        track=track, license_class="label", label=label, actor=staff, source="admin"
-    )
+    # when the catalogue import says the track is now label-licensed
+    changed = track_reclassify(track, license_class="label", label="Northern Records")
 
     # then it is not eligible any more; the decisions are kept
     assert changed is True
@@ -1051,9 +1018,9 @@ def test_signing_to_a_label_makes_a_granted_use_ineligible(artist, make_track):
     )
     assert (entry.old_eligible, entry.new_eligible) == (True, False)
     assert (entry.source, entry.actor_id, entry.note) == (
-        "admin",
-        staff.pk,
-        "licence class is now label",
+        "import",
+        None,
+        "licence class changed by the catalogue import",
     )
     # the copies of the class on the consent rows follow
     assert set(
@@ -1064,13 +1031,7 @@ def test_signing_to_a_label_makes_a_granted_use_ineligible(artist, make_track):
     assert verify_chains().breaks == []
 
     # when it goes back to independent, the yes counts again
-    track_license_class_set(
-        track=track,
-        license_class="independent",
-        label=None,
-        actor=staff,
-        source="admin",
-    )
+    assert track_reclassify(track, license_class="independent") is True
     assert consent_of(track, GENAI) == ("granted", True)
     assert version_of(track) == 4
 
@@ -1079,9 +1040,7 @@ def test_an_unchanged_licence_class_writes_nothing(artist, make_track):
     track = make_track(artist=artist)
     consent_set(track=track, use=GENAI, state="granted", actor=artist, source="web")
 
-    changed = track_license_class_set(
-        track=track, license_class="independent", label=None, actor=None, source="admin"
-    )
+    changed = track_reclassify(track, license_class="independent")
 
     assert changed is False
     assert len(ledger_of(track)) == 1
@@ -1172,12 +1131,8 @@ def catalogue(make_track):
         actor=one,
         source="web",
     )
-    track_license_class_set(
-        track=tracks["signed_granted"],
-        license_class="label",
-        label=LabelFactory(),
-        actor=None,
-        source="admin",
+    track_reclassify(
+        tracks["signed_granted"], license_class="label", label=LabelFactory().name
     )
     # the second artist says yes by default to genai-training
     defaults_set(

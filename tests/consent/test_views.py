@@ -64,6 +64,10 @@ _SWITCH = re.compile(
 _HISTORY_VERSION = re.compile(r'<td class="mono" title="SHA-256 [0-9a-f]{64}">#(\d+) ')
 
 
+def _tbody(response) -> str:
+    return response.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+
+
 def listed(response) -> list[str]:
     return _SELECT.findall(response.text)
 
@@ -442,6 +446,69 @@ def test_the_list_costs_the_same_queries_at_any_size(
     with django_assert_num_queries(CACHED_LIST_QUERIES):
         again = signed_in.get(LIST)
     assert listed(again) == listed(response)
+
+
+def test_the_list_escapes_titles_when_built_and_when_cached(
+    signed_in, artist, make_track, django_assert_num_queries
+):
+    # given a track whose title is markup
+    make_track(artist=artist, title="<script>alert(1)</script>")
+
+    # when the list is built, then served from the cache
+    built = signed_in.get(LIST)
+    with django_assert_num_queries(CACHED_LIST_QUERIES):
+        cached = signed_in.get(LIST)
+
+    # then both show the title as text, once escaped, and the rows as markup
+    for response in (built, cached):
+        assert "<script>alert(1)" not in response.text
+        assert "&amp;lt;script" not in response.text
+        assert ">&lt;script&gt;alert(1)&lt;/script&gt;</a>" in response.text
+        assert len(_SWITCH.findall(response.text)) == 4
+    assert _tbody(cached) == _tbody(built)
+
+
+def test_an_htmx_switch_answers_with_the_title_escaped(signed_in, artist, make_track):
+    track = make_track(artist=artist, title='<img src=x onerror="alert(1)">')
+
+    response = signed_in.post(
+        "/tracks/switch/",
+        {"set": f"{track.public_id}|{GENAI}|granted"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert response.status_code == 200
+    assert "<img" not in response.text
+    assert _SWITCH.findall(response.text) == [
+        (
+            "denied",
+            "true",
+            "Generative AI training for “&lt;img src=x "
+            "onerror=&quot;alert(1)&quot;&gt;”",
+        )
+    ]
+
+
+def test_htmx_errors_are_plain_text(signed_in, artist, make_track):
+    track = make_track(artist=artist, signed=True)
+
+    locked = signed_in.post(
+        "/tracks/switch/",
+        {"set": f"{track.public_id}|{GENAI}|granted"},
+        HTTP_HX_REQUEST="true",
+    )
+    garbled = signed_in.post(
+        "/tracks/switch/", {"set": "<b>|nonsense|"}, HTTP_HX_REQUEST="true"
+    )
+
+    assert (locked.status_code, locked["Content-Type"]) == (
+        409,
+        "text/plain; charset=utf-8",
+    )
+    assert (garbled.status_code, garbled["Content-Type"]) == (
+        400,
+        "text/plain; charset=utf-8",
+    )
 
 
 def test_a_cached_list_is_never_served_after_a_change(signed_in, artist, make_track):

@@ -11,7 +11,7 @@ from consent.models import Decision, Source
 from consent.services import catalog_import, consent_set
 from consent.uses import Use
 
-DEMO_PASSWORD = "refrain-demo"
+DEMO_PASSWORD = "refrain-demo"  # noqa: S105 - the demo password, published in the README
 DEMO_ACCOUNTS = [
     {"email": "indie@example.com", "display_name": "Juno Vale"},
     {"email": "signed@example.com", "display_name": "The Harbour Lights"},
