@@ -97,7 +97,7 @@ def test_production_uses_the_cache_and_broker_it_is_given():
         "django.core.cache.backends.redis.RedisCache",
         "redis://127.0.0.1:6379/15",
         "redis://127.0.0.1:6379/15",
-        "{'visibility_timeout': 3600}\n",
+        "{'visibility_timeout': 3600, 'socket_connect_timeout': 2.0}\n",
     ]
 
 
