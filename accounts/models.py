@@ -50,6 +50,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
+    # An account created by a catalogue import whose set-your-password
+    # invitation has not been sent yet: the outbox that the invitation task
+    # and its beat sweep read (``accounts.services.invitations_send_pending``).
+    invitation_pending = models.BooleanField(default=False)
 
     objects = UserManager()
 
@@ -63,6 +67,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         constraints = [
             models.UniqueConstraint(
                 Lower("email"), name="accounts_user_email_ci_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(invitation_pending=True),
+                name="accounts_user_invite_pending",
             ),
         ]
 

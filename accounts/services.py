@@ -81,7 +81,7 @@ def users_get_or_create_invited(
     missing = sorted(wanted - found.keys())
     new_ids: list[int] = []
     if missing:
-        new_users = [User(email=email) for email in missing]
+        new_users = [User(email=email, invitation_pending=True) for email in missing]
         for new_user in new_users:
             new_user.set_unusable_password()
         User.objects.bulk_create(new_users, ignore_conflicts=True, batch_size=1000)
@@ -119,12 +119,24 @@ def _users_by_lower_email(emails: set[str]) -> dict[str, User]:
     return found
 
 
-def invitation_send(*, user: User) -> bool:
-    """E-mail a set-your-password link to an invited artist.
+def invitation_send(*, user_id: int) -> bool:
+    """E-mail a set-your-password link to an invited artist, once.
 
-    Idempotent enough for at-least-once delivery: it sends nothing to an
-    account that has already set a password. Returns whether it sent.
+    Claims the pending invitation under the account's row lock and clears it
+    before the e-mail leaves (like receipts: at most once, so a redelivered
+    message or a concurrent sweep never sends twice). Sends nothing to an
+    account that has set a password meanwhile. Returns whether it sent.
     """
+    with transaction.atomic():
+        user = (
+            User.objects.select_for_update()
+            .filter(pk=user_id, invitation_pending=True)
+            .first()
+        )
+        if user is None:
+            return False
+        user.invitation_pending = False
+        user.save(update_fields=["invitation_pending"])
     if user.has_usable_password() or not user.is_active:
         return False
     path = reverse(
@@ -143,6 +155,19 @@ def invitation_send(*, user: User) -> bool:
         recipient_list=[user.email],
     )
     return True
+
+
+def invitations_send_pending(*, user_ids: list[int] | None = None) -> int:
+    """Send every pending invitation (or those of ``user_ids``): the task an
+    import rings after commit, and the beat sweep that finds what a lost or
+    refused message missed. Safe to run twice at once."""
+    pending = User.objects.filter(invitation_pending=True).order_by("pk")
+    if user_ids is not None:
+        pending = pending.filter(pk__in=user_ids)
+    return sum(
+        invitation_send(user_id=user_id)
+        for user_id in list(pending.values_list("pk", flat=True)[:1000])
+    )
 
 
 # --- Personal access tokens ---------------------------------------------------

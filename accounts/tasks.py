@@ -1,15 +1,24 @@
-from celery import shared_task
+"""Thin Celery tasks of accounts: take ids, call one service (imported inside
+the body, as every app's tasks do: services import tasks, never the reverse)."""
 
-from accounts.models import User
-from accounts.services import invitation_send
+from celery import shared_task
 
 
 @shared_task(name="accounts.send_invitations")
 def send_invitations(user_ids: list[int]) -> None:
     """Invite artists created by a catalogue import to set a password.
 
-    Takes ids and loads fresh rows; an artist who has set a password meanwhile
-    gets nothing, so a redelivered message does not send twice to them.
+    Each invitation is sent at most once (claimed from the account's pending
+    flag), so a redelivered message sends nothing twice.
     """
-    for user in User.objects.filter(pk__in=user_ids).order_by("pk"):
-        invitation_send(user=user)
+    from accounts.services import invitations_send_pending
+
+    invitations_send_pending(user_ids=user_ids)
+
+
+@shared_task(name="accounts.send_pending_invitations")
+def send_pending_invitations() -> None:
+    """Beat: send invitations whose message was lost or refused."""
+    from accounts.services import invitations_send_pending
+
+    invitations_send_pending()

@@ -39,7 +39,9 @@ def catalog_changed(*, artist_ids: Iterable[int]) -> None:
     """After commit, retire the cached counts of these artists' catalogues."""
     keys = [catalog_version_key(artist_id) for artist_id in set(artist_ids)]
     if keys:
-        transaction.on_commit(lambda: cache.delete_many(keys))
+        # robust: a cache that is down is logged, never turns the committed
+        # write into an error (the counts then expire with their timeout).
+        transaction.on_commit(lambda: cache.delete_many(keys), robust=True)
 
 
 def stats_apply(*, deltas: StatsDelta) -> None:
@@ -238,8 +240,9 @@ class ImportReport:
     rejected: int = 0
     errors: list[RowError] = field(default_factory=list)
     invited_user_ids: list[int] = field(default_factory=list)
-    # Tracks whose licence class the import changed: ``consent`` re-evaluates
-    # their eligibility.
+    # Tracks whose licence class or artist the import changed: ``consent``
+    # re-evaluates their eligibility (the rule and the default both follow
+    # from them).
     reclassified_track_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -363,7 +366,10 @@ def _import_batch(
                 continue
             deltas[(track.artist_id, track.license_class)] -= 1
             deltas[(wanted["artist_id"], row.license_class)] += 1
-            if track.license_class != row.license_class:
+            if (track.license_class, track.artist_id) != (
+                row.license_class,
+                wanted["artist_id"],
+            ):
                 reclassified.append(track.pk)
             for name, value in wanted.items():
                 setattr(track, name, value)

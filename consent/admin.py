@@ -3,6 +3,7 @@ from django.contrib import admin
 from consent.models import (
     ArtistDefault,
     BulkJob,
+    CheckRun,
     LedgerEntry,
     PolicyRule,
     PolicyVersion,
@@ -93,3 +94,18 @@ class BulkJobAdmin(ReadOnlyAdmin):
         "processed",
         "total",
     ]
+
+
+@admin.register(CheckRun)
+class CheckRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "started_at",
+        "kind",
+        "triggered_by",
+        "checked",
+        "problems",
+        "repaired",
+        "finished_at",
+    ]
+    list_filter = ["kind", "triggered_by"]
+    date_hierarchy = "started_at"

@@ -31,8 +31,8 @@ from consent.idempotency import (
     idempotent_run,
     request_fingerprint,
 )
-from consent.models import Rule, Source, State
-from consent.policy import Policy, locked_reason, policy_current
+from consent.models import Source, State
+from consent.policy import Policy, is_locked, locked_reason, policy_current
 from consent.rows import consent_cell
 from consent.selectors import consents_for_tracks, defaults_for_artist
 from consent.services import (
@@ -270,7 +270,7 @@ def _consent_write(
         request_id=request_id,
         if_version=if_version,
     )
-    if result.rule == Rule.PROHIBITED:
+    if is_locked(result.rule):
         # Setting what a locked use already has changes nothing, but the
         # answer is still that the artist cannot decide it.
         raise ConsentLocked("The policy does not allow this use of this track.")

@@ -345,6 +345,22 @@ class BulkJob(models.Model):
     def percent(self) -> int:
         return 100 if not self.total else min(100, self.processed * 100 // self.total)
 
+    @property
+    def phase(self) -> str:
+        """What the artist is told: ``done`` or ``failed`` as stored;
+        ``running`` only while a runner holds a live lease; otherwise
+        ``waiting`` (never started, or its runner stopped: the beat sweep
+        hands it on)."""
+        if self.status in (self.Status.DONE, self.Status.FAILED):
+            return self.status
+        if (
+            self.status == self.Status.RUNNING
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > timezone.now()
+        ):
+            return "running"
+        return "waiting"
+
 
 class IdempotencyRecord(models.Model):
     """The first answer to an API write sent with an ``Idempotency-Key``.

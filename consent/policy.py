@@ -24,9 +24,15 @@ SHIPPED_RULES: dict[tuple[str, str], str] = {
 }
 
 
+def is_locked(rule: str) -> bool:
+    """Whether the artist's control for a use under ``rule`` is locked: the
+    platform does not let any answer make the track eligible."""
+    return rule == Rule.PROHIBITED
+
+
 def is_eligible(rule: str, decision: str, default: str | None) -> bool:
     """The one definition of eligibility (see the module docstring)."""
-    if rule == Rule.PROHIBITED:
+    if is_locked(rule):
         return False
     answer = decision or default
     if rule == Rule.OPT_IN:
@@ -45,9 +51,7 @@ def answer_is_yes(rule: str, decision: str, default: str | None) -> bool:
     """The artist's effective answer, as their control shows it: whether the
     answer lets the use happen under the rule. A prohibited use is read as
     opt-in would read it, so a locked control still shows what was said."""
-    return is_eligible(
-        Rule.OPT_IN if rule == Rule.PROHIBITED else rule, decision, default
-    )
+    return is_eligible(Rule.OPT_IN if is_locked(rule) else rule, decision, default)
 
 
 def eligible_sql(rule_sql: str, decision_sql: str, default_sql: str) -> str:

@@ -9,20 +9,24 @@ import functools
 import hashlib
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.urls import get_script_prefix, reverse
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from catalog.rows import TrackRow
+from catalog.rows import TrackRow, track_rows
+from catalog.selectors import SORT_LABELS, track_page_for_owner
 from consent.models import Decision, Rule
 from consent.policy import (
     Policy,
     all_uses_locked_reason,
     answer_is_yes,
+    is_locked,
     locked_reason,
 )
+from consent.selectors import consents_for_tracks, list_state
 from consent.uses import USE_ORDER, USES
 
 
@@ -56,7 +60,7 @@ def consent_cell(
     rule = policy.rule(license_class, use)
     info = USES[use]
     says_yes = answer_is_yes(rule, decision, default)
-    locked = rule == Rule.PROHIBITED
+    locked = is_locked(rule)
     state = decision or "default"
     if locked:
         text, css = "Not allowed", "locked"
@@ -150,7 +154,7 @@ def explain(
             else "you have not said yes (no default set)"
         )
     )
-    if rule == Rule.PROHIBITED:
+    if is_locked(rule):
         why = f"Not eligible: {cell.reason}."
         rule_words = "Not allowed by the platform"
     elif rule == Rule.OPT_IN:
@@ -343,8 +347,6 @@ class ListPage:
 
     @property
     def sort_label(self) -> str:
-        from catalog.selectors import SORT_LABELS
-
         return SORT_LABELS[self.sort]
 
 
@@ -359,12 +361,6 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
     defaults, the filters and the cursor. Reading the key costs one query
     (``list_state``); building a page costs three more plus the HTML.
     """
-    from django.core.cache import cache
-
-    from catalog.rows import track_rows
-    from catalog.selectors import track_page_for_owner
-    from consent.selectors import consents_for_tracks, list_state
-
     policy, defaults, version = list_state(owner=owner)
     raw_key = repr(
         (

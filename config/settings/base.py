@@ -310,6 +310,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.verify_ledger",
         "schedule": crontab(hour=3, minute=45),
     },
+    "pending-invitations": {
+        "task": "accounts.send_pending_invitations",
+        "schedule": 60.0,
+    },
     "purge-idempotency-records": {
         "task": "consent.purge_idempotency_records",
         "schedule": 60 * 60.0,

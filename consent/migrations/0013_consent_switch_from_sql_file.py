@@ -24,11 +24,12 @@ PINNED_SHA256 = {
 
 
 def _install(name, schema_editor):
+    # Read (and its hash checked) on every database, so an edited file stops
+    # the embedded stack's migrate too, not only PostgreSQL's.
+    source = sql_source(name, sha256=PINNED_SHA256[name])
     if schema_editor.connection.vendor == "postgresql":
         # No parameters: a '%' in the file is not a placeholder.
-        schema_editor.execute(
-            sql_source(name, sha256=PINNED_SHA256[name]), params=None
-        )
+        schema_editor.execute(source, params=None)
 
 
 def install_v2(apps, schema_editor):

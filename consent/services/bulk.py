@@ -29,12 +29,11 @@ from consent.models import (
     BulkJob,
     Decision,
     LedgerEntry,
-    Rule,
     Source,
     State,
     TrackConsent,
 )
-from consent.policy import Policy, is_eligible, policy_current
+from consent.policy import is_eligible, is_locked, policy_current
 from consent.selectors import ConsentFilters
 from consent.services.receipt_outbox import receipt_create, receipt_for_request
 from consent.services.writes import (
@@ -76,21 +75,22 @@ def consent_bulk_set_chunk(
     actor: User | None,
     source: str,
     request_id: str,
-    policy: Policy | None = None,
 ) -> BulkOutcome:
     """Set one use on a chunk of the artist's tracks, in one transaction.
 
     Tracks of other artists are ignored (never touched, not counted); tracks
     whose use the policy prohibits are counted as ``locked`` and untouched.
-    Idempotent: a track already in the state counts as ``unchanged``.
+    Idempotent: a track already in the state counts as ``unchanged``. The
+    policy is read after the tracks are locked, so a policy run that changed
+    one of them first is seen (never overwritten with the older rules).
     """
     if use not in USE_ORDER:
         raise ConsentError(f"“{use}” is not a use.")
     new_decision = decision_of(state)
     outcome = BulkOutcome()
     with transaction.atomic():
-        policy = policy or policy_current()
         tracks = lock_tracks(track_ids, artist_id=artist.pk)
+        policy = policy_current()
         current, eligible_now = {}, {}
         for track_id, decision, eligible in TrackConsent.objects.filter(
             track_id__in=tracks.keys(), use=use
@@ -101,7 +101,7 @@ def consent_bulk_set_chunk(
         changes = []
         for track in tracks.values():
             rule = policy.rule(track.license_class, use)
-            if rule == Rule.PROHIBITED:
+            if is_locked(rule):
                 outcome.locked += 1
                 continue
             if current.get(track.id, "") == new_decision:

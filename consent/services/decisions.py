@@ -12,8 +12,7 @@ from django.utils import timezone
 from accounts.models import User
 from catalog.models import Track
 from consent.ledger import GENESIS_HASH
-from consent.models import Rule
-from consent.policy import Policy, is_eligible
+from consent.policy import Policy, is_eligible, is_locked
 from consent.services.receipt_outbox import receipt_create
 from consent.services.switch_postgres import consent_switch
 from consent.services.writes import (
@@ -164,7 +163,7 @@ def _consent_set_locked(
     )
     if current[0] == new_decision:
         return unchanged
-    if rule == Rule.PROHIBITED:
+    if is_locked(rule):
         raise ConsentLocked("The policy does not allow this use of this track.")
     change = Change(
         track_id=locked.id,

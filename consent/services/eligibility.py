@@ -12,7 +12,7 @@ from accounts.models import User
 from catalog import services as catalog_services
 from catalog.models import Track
 from consent.models import ArtistDefault, Decision, Source, TrackConsent
-from consent.policy import Policy, is_eligible, policy_current
+from consent.policy import is_eligible, policy_current
 from consent.services.writes import (
     Change,
     defaults_for,
@@ -37,23 +37,22 @@ def eligibility_refresh(
     actor: User | None,
     note: str,
     request_id: str = "",
-    policy: Policy | None = None,
-    applydefaults_for: dict[tuple[int, str], str | None] | None = None,
 ) -> RefreshOutcome:
     """Recompute stored eligibility of these tracks and log every change.
 
     One transaction for the given ids (callers pass batches). Decisions are
     untouched; a row whose eligibility changes gets a ledger entry with the
-    given source and note. ``policy`` defaults to the current one. Stale
-    copies of the track's artist and licence class on its rows are put right
-    (no ledger row: they are not consent).
+    given source and note. The current policy is read after the tracks are
+    locked (a policy run that got to one of them first is never undone with
+    older rules). Stale copies of the track's artist and licence class on
+    its rows are put right (no ledger row: they are not consent).
     """
     outcome = RefreshOutcome()
     with transaction.atomic():
-        policy = policy or policy_current()
         tracks = lock_tracks(track_ids)
         if not tracks:
             return outcome
+        policy = policy_current()
         condition, params = id_condition("track_id", list(tracks))
         with connection.cursor() as cursor:
             cursor.execute(
@@ -215,7 +214,10 @@ def tracks_upload(*, artist: User, uploads: list) -> list[Track]:
 
 def catalog_import(*, rows, **options):
     """The catalogue import, with every new track given its consent rows and
-    every reclassified track re-evaluated, inside each batch's transaction."""
+    every track whose licence class or artist changed re-evaluated (and its
+    copies of both put right), inside each batch's transaction. A track that
+    moves to another artist keeps its decisions: they are the track's; its
+    unanswered uses follow the new artist's defaults."""
 
     def after_batch_write(*, created_isrcs, reclassified_track_ids):
         if created_isrcs:
@@ -230,7 +232,7 @@ def catalog_import(*, rows, **options):
                 track_ids=reclassified_track_ids,
                 source=Source.IMPORT,
                 actor=None,
-                note="licence class changed by the catalogue import",
+                note="licence class or artist changed by the catalogue import",
             )
 
     return catalog_services.catalog_import(

@@ -117,9 +117,11 @@ def policy_apply(
 
     Walks tracks by id from the version's saved cursor, one transaction per
     batch (locks the version row, then only that batch's tracks), saving the
-    cursor with the batch, so memory is flat, a crashed worker resumes where
-    it stopped, and two runs of one version (a redelivered message, the
-    sweep) take turns batch by batch instead of repeating each other. When
+    cursor with the batch, so memory is flat and a crashed worker resumes
+    where it stopped. A second run of the version (a redelivered message, the
+    sweep ringing a version that is running) finds the version row locked
+    and returns at once (``SKIP LOCKED``), so duplicates never pile up on the
+    workers; on SQLite, whose writers queue, they take turns. When
     every track is done, e-mails each affected artist one summary
     (``policy_notify_artists``, at most once per artist) and only then marks
     the version applied, so a crash in between is finished by the next run.
@@ -130,7 +132,14 @@ def policy_apply(
     batches = 0
     while max_batches is None or batches < max_batches:
         with transaction.atomic():
-            version = PolicyVersion.objects.select_for_update().get(pk=version_id)
+            version = (
+                PolicyVersion.objects.select_for_update(skip_locked=True)
+                .filter(pk=version_id)
+                .first()
+            )
+            if version is None:
+                # Another run holds it (or the version is gone): leave it be.
+                return progress
             if version.applied_at is not None:
                 progress.done = True
                 return progress
@@ -225,7 +234,7 @@ def policy_notify_artists(*, version_id: int) -> int:
 def policy_runs_resume() -> list[int]:
     """Beat sweep: ring the run of every version not applied yet (its message
     was lost, the broker refused it, or its worker died). A run resumes from
-    the saved cursor, and a duplicate takes turns with the live one, so
+    the saved cursor, and a duplicate of a live run returns at once, so
     ringing a version that is running is harmless. Returns the ids rung."""
     rung = []
     for version_id in policy_versions_unapplied():

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from accounts.models import User
-from accounts.tasks import send_invitations
+from accounts.tasks import send_invitations, send_pending_invitations
 from catalog.importer import read_rows
 from catalog.models import Label, Track
 from catalog.services import catalog_import
@@ -482,10 +482,34 @@ def test_an_invited_artist_sets_a_password_from_the_email(
     assert ">Night Drive</a>" in page.text
     assert "1 track" in page.text
 
-    # and running the task again (a redelivered message) sends them nothing
+    # and running the task again (a redelivered message) sends nothing
     mail.outbox.clear()
     send_invitations(ids)
-    assert [m.to for m in mail.outbox] == [["signed@example.com"]]
+    assert mail.outbox == []
+
+
+def test_an_invitation_the_broker_refused_is_sent_by_the_sweep(
+    tmp_path, invitation_queue, django_capture_on_commit_callbacks
+):
+    # given an import whose invitation message never reached a worker
+    path = _write(tmp_path, "catalogue.csv", GOOD_CSV)
+    with django_capture_on_commit_callbacks(execute=False):
+        _run(path)
+    assert invitation_queue.sent == []
+    assert set(
+        User.objects.filter(invitation_pending=True).values_list("email", flat=True)
+    ) == {"indie@example.com", "signed@example.com"}
+
+    # when beat's sweep runs, twice
+    send_pending_invitations()
+    send_pending_invitations()
+
+    # then each new artist got exactly one invitation and none is pending
+    assert sorted(message.to[0] for message in mail.outbox) == [
+        "indie@example.com",
+        "signed@example.com",
+    ]
+    assert not User.objects.filter(invitation_pending=True).exists()
 
 
 def test_batches_commit_separately_and_add_up(invitation_queue):

@@ -80,6 +80,44 @@ def test_the_import_gives_new_tracks_rows_and_reevaluates_reclassified_ones(db):
     )
 
 
+def test_a_track_moved_to_another_artist_follows_the_new_artists_defaults(db):
+    # given a track of one artist, on default, and a second artist whose
+    # default for data mining is yes
+    first, second = UserFactory(), UserFactory()
+    ArtistDefault.objects.create(artist=second, use="data-mining", decision="granted")
+    catalog_import(rows=[_row(2, "QZRFN2500012", first.email)])
+    track = Track.objects.get(isrc="QZRFN2500012")
+    consent_set(
+        track=track, use="ai-training", state="granted", actor=first, source="web"
+    )
+    assert not TrackConsent.objects.get(track=track, use="data-mining").eligible
+
+    # when the catalogue says the track is the second artist's
+    report = catalog_import(rows=[_row(2, "QZRFN2500012", second.email)])
+
+    # then its rows name the new artist, its unanswered use follows the new
+    # artist's default (logged by the import) and its decision is kept
+    assert report.updated == 1
+    rows = {
+        row.use: (row.artist_id, row.decision, row.eligible)
+        for row in TrackConsent.objects.filter(track=track)
+    }
+    assert rows == {
+        "genai-training": (second.pk, "", False),
+        "ai-training": (second.pk, "granted", True),
+        "ai-inference": (second.pk, "", False),
+        "data-mining": (second.pk, "", True),
+    }
+    last = LedgerEntry.objects.filter(track=track).order_by("-consent_version")[0]
+    assert (last.use, last.source, last.old_eligible, last.new_eligible) == (
+        "data-mining",
+        "import",
+        False,
+        True,
+    )
+    assert last.note == "licence class or artist changed by the catalogue import"
+
+
 def test_a_licence_class_change_keeps_the_decision_and_locks_the_use(db):
     artist = UserFactory()
     catalog_import(rows=[_row(2, "QZRFN2500009", artist.email)])

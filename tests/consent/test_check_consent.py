@@ -4,6 +4,7 @@ each run recorded as a ``CheckRun``, nightly through beat."""
 from io import StringIO
 
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from celery.schedules import crontab
 from django.conf import settings as django_settings
 from django.core.management import call_command
@@ -21,7 +22,7 @@ from consent.services import (
     policy_apply,
     policy_publish,
 )
-from tests.factories import UserFactory
+from tests.factories import StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -203,7 +204,7 @@ def test_repair_fixes_every_difference_through_the_services(catalogue):
         "checked 4 tracks (16 consent rows) against policy v1: 5 differences "
         "(1 missing row, 2 wrong copies, 2 wrong eligibility)"
     )
-    assert code == 0
+    assert code == 2  # found, and all repaired
     assert out == [
         named[0],  # plain ai-training
         named[2],  # plain ai-inference
@@ -261,7 +262,7 @@ def test_a_recreated_row_that_starts_eligible_is_logged_as_admin(catalogue):
 
     code, out = check("--repair")
 
-    assert code == 0
+    assert code == 2  # found, and all repaired
     assert out[0] == f"track {tracks['other'].public_id} data-mining: no consent row"
     assert out[-1] == CLEAN_V1
     assert row_of(tracks["other"], MINING) == ("", True, two.pk, "independent")
@@ -300,7 +301,7 @@ def test_a_run_keeps_its_notes_within_the_bound_on_details(catalogue, monkeypatc
     code, out = check("--repair")
 
     # the command names all five; the run keeps two and the repair's note
-    assert code == 0
+    assert code == 2  # found, and all repaired
     assert len(out) == 8
     run = CheckRun.objects.get()
     assert run.details == [
@@ -479,3 +480,30 @@ def test_the_nightly_tasks_record_their_runs(catalogue):
     # the nightly check repairs nothing
     assert LedgerEntry.objects.count() == ledger_before
     assert row_of(tracks["plain"], TRAINING)[1] is True
+
+
+def test_staff_read_the_check_runs_in_the_admin(catalogue, client):
+    # given a nightly run that found one difference
+    one, two, tracks = catalogue
+    raw_sql(
+        "UPDATE consent_trackconsent SET eligible = TRUE "
+        "WHERE track_id = %s AND use = %s",
+        [tracks["plain"].pk, TRAINING],
+    )
+    tasks.check_consent()
+    superuser = StaffFactory(is_superuser=True)
+    TOTP.activate(superuser, generate_totp_secret())  # staff pages need MFA
+    client.force_login(superuser)
+
+    # when a superuser opens the check runs in the admin
+    listing = client.get("/admin/consent/checkrun/")
+    run = CheckRun.objects.get()
+    page = client.get(f"/admin/consent/checkrun/{run.pk}/change/")
+
+    # then the run is listed and can be read, never changed
+    assert listing.status_code == 200
+    assert "beat" in listing.text
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.text
+    assert client.post(f"/admin/consent/checkrun/{run.pk}/delete/").status_code == 403
+    assert CheckRun.objects.count() == 1

@@ -1020,7 +1020,7 @@ def test_signing_to_a_label_makes_a_granted_use_ineligible(artist, make_track):
     assert (entry.source, entry.actor_id, entry.note) == (
         "import",
         None,
-        "licence class changed by the catalogue import",
+        "licence class or artist changed by the catalogue import",
     )
     # the copies of the class on the consent rows follow
     assert set(

@@ -10,9 +10,11 @@ class Command(BaseCommand):
     help = (
         "Compare every track's stored consent rows with the catalogue and the "
         "current policy: one row per use, the copied artist and licence class, "
-        "the stored eligibility. Names each difference; exits 1 when any is left. "
-        "--repair puts them right through the services (ledger source admin) and "
-        "checks again. Each run is recorded as a CheckRun."
+        "the stored eligibility. Names each difference. Exits 0 when there is "
+        "none, 1 when any is left, 2 when every one found was repaired: any "
+        "difference is a non-zero exit, since something wrote behind the services' "
+        "back. --repair puts them right through the services (ledger source "
+        "admin) and checks again. Each run is recorded as a CheckRun."
     )
 
     def add_arguments(self, parser):
@@ -48,3 +50,5 @@ class Command(BaseCommand):
             self.stdout.write(outcome.after.summary())
         if outcome.remaining:
             sys.exit(1)
+        if found.problems:
+            sys.exit(2)

@@ -1,34 +1,30 @@
-import hashlib
+"""The artist's pages: the track list and page, their switches, receipts,
+defaults and uploads."""
+
 import json
 from collections.abc import Callable
 from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.forms import TrackUploadForm
-from catalog.models import LicenseClass, Track
+from catalog.models import Track
 from catalog.selectors import SORT_LABELS, track_for_owner
 from consent import services
 from consent.forms import (
-    BulkChangeForm,
     DefaultsForm,
-    PolicyForm,
     TrackListForm,
     switch_parse,
 )
-from consent.models import Rule, Source
-from consent.policy import RULE_WORDS, Policy, policy_current
+from consent.models import Source
+from consent.policy import Policy, policy_current
 from consent.rows import (
     LOCK_ICON,
     cell_html,
@@ -38,7 +34,6 @@ from consent.rows import (
     track_list_page,
 )
 from consent.selectors import (
-    bulk_job_for_owner,
     consents_for_tracks,
     defaults_for_artist,
     ledger_for_track,
@@ -47,18 +42,7 @@ from consent.selectors import (
     tracks_on_default_count,
 )
 from consent.uses import USE_ORDER, USES
-
-# HTMX error answers are words, never markup (HTMX does not swap them in).
-PLAIN_TEXT = "text/plain; charset=utf-8"
-
-
-def _safe_next(request: HttpRequest, fallback: str) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return fallback
+from consent.views.common import PLAIN_TEXT, safe_next, tracks_count
 
 
 @login_required
@@ -151,7 +135,7 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
     if choice is None:
         # Another artist's track is a 404 whatever was posted.
         track = track_for_owner(owner=request.user, public_id=public_id)
-        return _not_understood(request, _safe_next(request, track.get_absolute_url()))
+        return _not_understood(request, safe_next(request, track.get_absolute_url()))
     # The service finds the artist's track while locking it (one statement).
     return _switch(
         request,
@@ -169,7 +153,7 @@ def consent_switch(request: HttpRequest) -> HttpResponse:
     use, _, state = rest.partition("|")
     choice = switch_parse(use, state)
     if choice is None:
-        return _not_understood(request, _safe_next(request, reverse("tracks:list")))
+        return _not_understood(request, safe_next(request, reverse("tracks:list")))
     return _switch(
         request, public_id, *choice, fallback=partial(reverse, "tracks:list")
     )
@@ -213,7 +197,7 @@ def _switch(
         if request.htmx:
             return HttpResponse(str(error), status=409, content_type=PLAIN_TEXT)
         messages.error(request, str(error))
-        return redirect(_safe_next(request, fallback()))
+        return redirect(safe_next(request, fallback()))
     track = result.track
     if request.htmx:
         cell = consent_cell(
@@ -239,91 +223,7 @@ def _switch(
         messages.success(
             request, f"{USES[use].name} for “{track.title}” is now {word}. Saved."
         )
-    return redirect(_safe_next(request, fallback()))
-
-
-@login_required
-@require_POST
-def bulk_change(request: HttpRequest) -> HttpResponse:
-    form = BulkChangeForm(request.POST)
-    back = _safe_next(request, reverse("tracks:list"))
-    if not form.is_valid():
-        for error in form.non_field_errors() or [
-            "That bulk change was not understood."
-        ]:
-            messages.error(request, error)
-        for name, errors in form.errors.items():
-            if name != "__all__":
-                messages.error(request, f"{name}: {' '.join(errors)}")
-        return redirect(back)
-    data = form.cleaned_data
-    try:
-        job = services.bulk_change_start(
-            artist=request.user,
-            use=data["use"],
-            state=data["state"],
-            actor=request.user,
-            track_public_ids=data["tracks"] if data["scope"] == "selected" else None,
-            filters=form.filters() if data["scope"] == "all" else None,
-        )
-    except services.ConsentError as error:
-        messages.error(request, str(error))
-        return redirect(back)
-    if job.status == job.Status.DONE:
-        messages.success(request, _bulk_summary(job))
-        return redirect(back)
-    # ``back`` carries the list's own query string: encode it whole.
-    return redirect(
-        f"{reverse('tracks:bulk_status', kwargs={'public_id': job.public_id})}"
-        f"?{urlencode({'next': back})}"
-    )
-
-
-STATE_WORDS = {"granted": "Yes", "denied": "No", "default": "my default"}
-
-
-def _tracks(count: int) -> str:
-    return f"{count} track{'' if count == 1 else 's'}"
-
-
-def _bulk_summary(job) -> str:
-    name = USES[job.use].name
-    parts = [f"{_tracks(job.changed)} changed", f"{job.unchanged} already set"]
-    if job.locked:
-        parts.append(f"{job.locked} locked by the policy")
-    return f"{name} set to {STATE_WORDS[job.state]}: {', '.join(parts)}."
-
-
-def _bulk_phase(job) -> str:
-    """What the artist is told: ``done`` or ``failed`` as stored; ``running``
-    only while a runner holds a live lease; otherwise ``waiting`` (never
-    started, or its runner stopped: the beat sweep hands it on)."""
-    if job.status in (job.Status.DONE, job.Status.FAILED):
-        return job.status
-    if (
-        job.status == job.Status.RUNNING
-        and job.lease_expires_at is not None
-        and job.lease_expires_at > timezone.now()
-    ):
-        return "running"
-    return "waiting"
-
-
-@login_required
-@require_GET
-def bulk_status(request: HttpRequest, public_id) -> HttpResponse:
-    job = bulk_job_for_owner(owner=request.user, public_id=public_id)
-    context = {
-        "job": job,
-        "phase": _bulk_phase(job),
-        "not_reached": max(job.total - job.processed, 0),
-        "use_name": USES[job.use].name,
-        "summary": _bulk_summary(job),
-        "back": _safe_next(request, reverse("tracks:list")),
-    }
-    if request.htmx:
-        return render(request, "consent/_bulk_progress.html", context)
-    return render(request, "consent/bulk_status.html", context)
+    return redirect(safe_next(request, fallback()))
 
 
 @login_required
@@ -359,9 +259,9 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
                     request,
                     "Your defaults were saved. "
                     + (
-                        f"{_tracks(outcome.tracks_following)} changed with them."
+                        f"{tracks_count(outcome.tracks_following)} changed with them."
                         if form.cleaned_data["apply_to_existing"]
-                        else f"{_tracks(outcome.tracks_kept)} kept their answer."
+                        else f"{tracks_count(outcome.tracks_kept)} kept their answer."
                     ),
                 )
             else:
@@ -414,105 +314,3 @@ def track_upload(request: HttpRequest) -> HttpResponse:
         form = TrackUploadForm()
         status = 200
     return render(request, "catalog/track_upload.html", {"form": form}, status=status)
-
-
-# --- Staff -------------------------------------------------------------------------
-
-
-def _is_policy_admin(user) -> bool:
-    return user.is_superuser or user.groups.filter(name="policy-admins").exists()
-
-
-@staff_member_required
-def audit(request: HttpRequest) -> HttpResponse:
-    policy = policy_current()
-    return render(
-        request,
-        "consent/audit.html",
-        {
-            "policy_rows": [
-                {
-                    "use": USES[use],
-                    "rules": [
-                        (cls_name, RULE_WORDS[policy.rule(cls, use)])
-                        for cls, cls_name in LicenseClass.choices
-                    ],
-                }
-                for use in USE_ORDER
-            ],
-            "policy": policy,
-            "can_edit_policy": _is_policy_admin(request.user),
-        },
-    )
-
-
-@staff_member_required
-@require_http_methods(["GET", "POST"])
-def policy_edit(request: HttpRequest) -> HttpResponse:
-    if not _is_policy_admin(request.user):
-        raise PermissionDenied("Only policy admins change the policy.")
-    policy = policy_current()
-    preview = None
-    if request.method == "POST":
-        form = PolicyForm(request.POST, current=policy.rules)
-        if form.is_valid():
-            rules = form.rules()
-            fingerprint = _rules_fingerprint(rules)
-            previewed = request.POST.get("previewed", "")
-            if "confirm" in request.POST and previewed != fingerprint:
-                # Saving what was not previewed would hide its effect: show
-                # the preview of these rules first.
-                messages.warning(
-                    request,
-                    "The rules changed after the preview. Check what they would "
-                    "change, then save.",
-                )
-            if "confirm" in request.POST and previewed == fingerprint:
-                try:
-                    version = services.policy_publish(
-                        rules=rules,
-                        actor=request.user,
-                        reason=form.cleaned_data["reason"],
-                    )
-                except services.ConsentError as error:
-                    form.add_error(None, str(error))
-                else:
-                    messages.success(
-                        request,
-                        f"Policy v{version.number} is saved. Tracks are being "
-                        "re-evaluated in the background; affected artists will "
-                        "get one e-mail each.",
-                    )
-                    return redirect("audit:index")
-            if preview is None and not form.non_field_errors():
-                preview = [
-                    {
-                        "class_name": LicenseClass(cls).label,
-                        "use": USES[use].name,
-                        "old": Rule(change["old"]).label,
-                        "new": Rule(change["new"]).label,
-                        "gain": change["gain"],
-                        "lose": change["lose"],
-                    }
-                    for (cls, use), change in services.policy_preview(
-                        rules=rules
-                    ).items()
-                ]
-    else:
-        form = PolicyForm(current=policy.rules)
-    return render(
-        request,
-        "consent/policy_edit.html",
-        {
-            "form": form,
-            "preview": preview,
-            "policy": policy,
-            "previewed": _rules_fingerprint(form.rules())
-            if preview is not None
-            else "",
-        },
-    )
-
-
-def _rules_fingerprint(rules: dict[tuple[str, str], str]) -> str:
-    return hashlib.sha256(repr(sorted(rules.items())).encode()).hexdigest()[:32]

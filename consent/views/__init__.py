@@ -1,0 +1,27 @@
+"""The consent pages, one module per audience; URL confs use these names."""
+
+from consent.views.bulk import bulk_change, bulk_status
+from consent.views.staff import audit, policy_edit
+from consent.views.tracks import (
+    consent_settings,
+    consent_switch,
+    consent_update,
+    receipt_download,
+    track_detail,
+    track_list,
+    track_upload,
+)
+
+__all__ = [
+    "audit",
+    "bulk_change",
+    "bulk_status",
+    "consent_settings",
+    "consent_switch",
+    "consent_update",
+    "policy_edit",
+    "receipt_download",
+    "track_detail",
+    "track_list",
+    "track_upload",
+]
