@@ -297,6 +297,14 @@ class BulkJob(models.Model):
     )
     use = models.CharField(max_length=32, choices=Use.choices)
     state = models.CharField(max_length=8, choices=State.choices)
+    # Who asked (the ledger's actor for every chunk, whichever run writes it).
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     # Either explicit track ids or the list's filters ("all N that match").
     track_ids = models.JSONField(default=list, blank=True)
     filters = models.JSONField(default=dict, blank=True)

@@ -180,6 +180,7 @@ def bulk_change_start(
         raise ConsentError(f"“{state}” is not granted, denied or default.")
     job = BulkJob(
         artist=artist,
+        actor=actor,
         use=use,
         state=state,
         request_id=f"bulk-{new_request_id()}",
@@ -199,7 +200,7 @@ def bulk_change_start(
     job.save()
     if job.total <= settings.REFRAIN_BULK_INLINE_LIMIT:
         try:
-            bulk_job_run(job_id=job.pk, actor=actor)
+            bulk_job_run(job_id=job.pk)
         except Exception:  # noqa: BLE001 - committed chunks stand; the sweep resumes
             logger.exception("inline bulk job %s stopped; left to the sweep", job.pk)
         job.refresh_from_db()
@@ -262,9 +263,7 @@ def _next_ids(job: BulkJob, chunk: int) -> list[int]:
     )
 
 
-def bulk_job_run(
-    *, job_id: int, actor: User | None = None, chunk: int | None = None
-) -> None:
+def bulk_job_run(*, job_id: int, chunk: int | None = None) -> None:
     """Run a bulk job from its saved cursor to the end, then write its receipt.
 
     Claims the job's lease first (``bulk_job_claim``) and returns at once if
@@ -275,13 +274,15 @@ def bulk_job_run(
     last transaction writes the one receipt of the whole job (from the rows
     this run wrote, or rebuilt from the ledger when it resumed a job) with
     ``done``. A run that fails gives its lease back for the sweep to retry.
+    Every run writes as the job's actor (who started it), so a resumed job's
+    ledger rows name the same person as its first chunks.
     """
     chunk = chunk or settings.REFRAIN_BULK_CHUNK_SIZE
     attempt = bulk_job_claim(job_id=job_id)
     if attempt is None:
         return
-    job = BulkJob.objects.select_related("artist").get(pk=job_id)
-    actor = actor or job.artist
+    job = BulkJob.objects.select_related("artist", "actor").get(pk=job_id)
+    actor = job.actor
     # A run that starts from the beginning keeps what it wrote for the
     # receipt; a resumed one reads its ledger rows back instead.
     fresh = job.cursor == 0

@@ -680,6 +680,34 @@ def test_bulk_change_of_all_that_match_a_filter(artist, make_track):
     assert consents_of(other_track) == nothing_decided()
 
 
+def test_every_run_of_a_bulk_job_writes_as_whoever_started_it(
+    artist, admin, make_track, settings, task_queue
+):
+    # given a background job started by staff on the artist's behalf, whose
+    # first run stops after one chunk
+    settings.REFRAIN_BULK_INLINE_LIMIT = 1
+    tracks = [make_track(artist=artist) for _ in range(3)]
+    job = bulk_change_start(
+        artist=artist,
+        use=INFERENCE,
+        state="granted",
+        actor=admin,
+        track_public_ids=[t.public_id for t in tracks],
+    )
+    bulk_job_run(job_id=job.pk, chunk=1)  # runs every chunk of 1
+
+    # then every ledger row of the job, first chunk to last, names the staff
+    # member, not the artist the job belongs to
+    actors = set(
+        LedgerEntry.objects.filter(request_id=job.request_id).values_list(
+            "actor_id", flat=True
+        )
+    )
+    assert actors == {admin.pk}
+    job.refresh_from_db()
+    assert (job.status, job.changed, job.actor_id) == ("done", 3, admin.pk)
+
+
 def test_a_large_bulk_change_is_queued_after_commit_and_run_by_the_task(
     artist, make_track, settings, task_queue, django_capture_on_commit_callbacks
 ):
