@@ -90,6 +90,13 @@ def database_from_url(url: str) -> dict:
     else:
         config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
         config["CONN_HEALTH_CHECKS"] = True
+        # A server that takes the connection and never answers is given up
+        # on after this many seconds (libpq waits forever by default, so a
+        # hung database would hang every request and /readyz with it).
+        # psycopg counts whole seconds, at least 2.
+        config.setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+            "REFRAIN_DB_CONNECT_TIMEOUT", default=3
+        )
         # Django's cursors bind parameters on the client and never prepare;
         # only the consent switch's cursor binds on the server and asks for
         # its statement, a call of consent_switch() (source in consent/sql/,
@@ -110,8 +117,23 @@ DATABASES = {
     )
 }
 
+
 # --- Cache (allauth's rate limits and TOTP replay protection live here) ------
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://refrain")}
+def cache_from_url(url: str) -> dict:
+    """Parse a CACHE_URL; a Redis cache that does not answer is given up on
+    after 2 s (redis-py waits forever by default), so a hung cache fails
+    sign-ins and /readyz quickly instead of hanging them."""
+    config = env.cache_url_config(url)
+    if config["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+        config.setdefault("OPTIONS", {}).update(
+            socket_connect_timeout=2.0, socket_timeout=2.0
+        )
+    return config
+
+
+CACHES = {
+    "default": cache_from_url(env.str("CACHE_URL", default="locmemcache://refrain"))
+}
 
 # --- Auth -------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

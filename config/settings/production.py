@@ -1,7 +1,7 @@
 """Production: secrets are required, and ``check --deploy`` passes with no warning."""
 
 from .base import *  # noqa: F403
-from .base import database_from_url, env
+from .base import cache_from_url, database_from_url, env
 
 DEBUG = False
 # No defaults: the process refuses to start without these. In particular no
@@ -13,7 +13,7 @@ DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DATABASES = {"default": database_from_url(env.str("DATABASE_URL"))}
-CACHES = {"default": env.cache_url("CACHE_URL")}
+CACHES = {"default": cache_from_url(env.str("CACHE_URL"))}
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
 
 REFRAIN_STAFF_MFA_REQUIRED = env.bool("REFRAIN_STAFF_MFA_REQUIRED", default=True)
