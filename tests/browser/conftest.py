@@ -85,12 +85,48 @@ def artifacts_dir() -> Path:
     return ARTIFACTS_DIR
 
 
+# Runs in every document before its own scripts (Playwright injects it outside
+# the page's Content-Security-Policy) and reports each violation to Python.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.refrainCspViolation(
+    `${event.effectiveDirective} blocked ${event.blockedURI || "inline"}`
+    + ` on ${event.documentURI} (${event.sourceFile}:${event.lineNumber})`
+  );
+});
+"""
+
+
+class CspViolations(list):
+    """What the browser refused under the Content-Security-Policy, both as
+    ``securitypolicyviolation`` events and as console errors."""
+
+    def from_page(self, text: str) -> None:
+        self.append(text)
+
+    def from_console(self, message) -> None:
+        if "Content Security Policy" in message.text:
+            self.append(f"console: {message.text}")
+
+
 @pytest.fixture
-def page(page):
-    """Fail in seconds, not Playwright's default 30, when an element never shows."""
+def csp_violations() -> CspViolations:
+    return CspViolations()
+
+
+@pytest.fixture
+def page(page, csp_violations):
+    """Fail in seconds, not Playwright's default 30, when an element never shows;
+    and fail any browser test on whose pages the browser blocked something
+    under the Content-Security-Policy (an inline script or style, a foreign
+    source): a blocked script is a feature that silently stopped working."""
     page.set_default_timeout(10_000)
     page.set_default_navigation_timeout(15_000)
-    return page
+    page.expose_function("refrainCspViolation", csp_violations.from_page)
+    page.add_init_script(REPORT_CSP_VIOLATIONS)
+    page.on("console", csp_violations.from_console)
+    yield page
+    assert list(csp_violations) == [], "the browser reported CSP violations"
 
 
 @pytest.fixture(autouse=True)
