@@ -178,6 +178,16 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = env.str("ACCOUNT_DEFAULT_HTTP_PROTOCOL", default
 ACCOUNT_RATE_LIMITS = {
     "login_failed": "10/m/ip,5/5m/key",
 }
+# A way in that the lockout above cannot close: a one-time code e-mailed to
+# the account. Whoever trips the lockout with wrong passwords (to keep an
+# artist out) does not have the artist's mailbox. A code is bound to the
+# browser session that asked for it, works once, for 10 minutes (the words
+# in templates/account/ say so), and three wrong tries end it. Requests are
+# limited by allauth's request_login_code (20/m/ip, 3/m/key). An account with
+# a second factor still needs it after the code.
+ACCOUNT_LOGIN_BY_CODE_ENABLED = True
+ACCOUNT_LOGIN_BY_CODE_TIMEOUT = 10 * 60
+ACCOUNT_LOGIN_BY_CODE_MAX_ATTEMPTS = 3
 # Behind a load balancer every request comes from its address: tell allauth
 # how many proxies to look through so rate limits apply per client.
 ALLAUTH_TRUSTED_PROXY_COUNT = env.int("ALLAUTH_TRUSTED_PROXY_COUNT", default=0)

@@ -34,6 +34,7 @@ ANONYMOUS_PAGES = [
     "/accounts/login/",
     "/accounts/signup/",
     "/accounts/password/reset/",
+    "/accounts/login/code/",
 ]
 ARTIST_PAGES = [
     "/tracks/",
