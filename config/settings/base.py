@@ -314,6 +314,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.verify_ledger",
         "schedule": crontab(hour=3, minute=45),
     },
+    # A signed digest of every chain head, e-mailed to the auditors.
+    "anchor-ledger": {
+        "task": "consent.anchor_ledger",
+        "schedule": crontab(hour=4, minute=5),
+    },
     "pending-invitations": {
         "task": "accounts.send_pending_invitations",
         "schedule": 60.0,
