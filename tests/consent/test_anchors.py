@@ -283,12 +283,14 @@ def test_verify_ledger_anchors_names_an_anchor_of_another_key(changed, settings)
     )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_anchor_committed_for_real_is_mailed_and_the_flush_still_empties_it(
     auditor, task_queue
 ):
     # given a real commit (no test transaction around it); the flush after
-    # this test must get past the anchors' append-only triggers
+    # this test must get past the anchors' append-only triggers (like every
+    # transactional test here, it brings back what migrations wrote, so the
+    # tests after it find the shipped policy and content types as they were)
     task_queue.run_inline = True
 
     anchor = ledger_anchor_create()
@@ -299,6 +301,6 @@ def test_an_anchor_committed_for_real_is_mailed_and_the_flush_still_empties_it(
     assert LedgerAnchor.objects.filter(emailed_at__isnull=True).count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_flush_before_this_test_emptied_the_anchors():
     assert LedgerAnchor.objects.count() == 0
