@@ -33,6 +33,8 @@ def bench_env(**extra: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.bench",
         DJANGO_SECRET_KEY="bench-" + "k" * 60,
+        # A fixed Ed25519 seed (32 bytes of 0x0b, base64url): benchmarks only.
+        REFRAIN_SIGNING_KEY="CwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCwsLCws",
         DATABASE_URL=BENCH_DATABASE_URL,
         CACHE_URL=BENCH_REDIS_URL,
         CELERY_BROKER_URL=BENCH_REDIS_URL,

@@ -11,6 +11,7 @@ SCRIPTS = [
     "consent_toggle.py",
     "consent_bulk.py",
     "consent_policy.py",
+    "ledger_anchor.py",
 ]
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from accounts import views as account_views
 from config import health
 from config.api import api
 from consent import views as consent_views
+from consent.views import transparency
 
 # /admin/ signs in through allauth, so its rate limits and MFA apply there too.
 admin.autodiscover()
@@ -28,6 +29,12 @@ urlpatterns = [
         name="receipt",
     ),
     path("audit/", include("consent.urls")),
+    path("transparency/anchors/", transparency.anchor_list, name="anchor_list"),
+    path(
+        ".well-known/refrain-keys.json",
+        transparency.signing_keys,
+        name="signing_keys",
+    ),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -4,6 +4,7 @@ from consent.models import (
     ArtistDefault,
     BulkJob,
     CheckRun,
+    LedgerAnchor,
     LedgerEntry,
     PolicyRule,
     PolicyVersion,
@@ -42,6 +43,21 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     search_fields = ["track__public_id", "track__isrc", "request_id", "entry_hash"]
     list_select_related = ["track"]
     show_full_result_count = False
+    date_hierarchy = "created_at"
+
+
+@admin.register(LedgerAnchor)
+class LedgerAnchorAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "created_at",
+        "track_count",
+        "row_count",
+        "ledger_through",
+        "root",
+        "key_id",
+        "emailed_at",
+    ]
     date_hierarchy = "created_at"
 
 

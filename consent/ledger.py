@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db import connection, transaction
+
+from catalog.models import Track
 from consent.models import LedgerEntry
 
 GENESIS_HASH = "0" * 64
@@ -129,9 +132,16 @@ LEDGER_COLUMNS = tuple(field.name for field in dataclasses.fields(LedgerRow))
 @dataclass(frozen=True)
 class ChainBreak:
     track_public_id: str
-    entry_id: int
+    entry_id: int | None  # None: the track has no ledger row at all
     consent_version: int
     reason: str
+
+    def __str__(self) -> str:
+        row = "no row" if self.entry_id is None else f"row {self.entry_id}"
+        return (
+            f"track {self.track_public_id} {row} (version {self.consent_version}): "
+            f"{self.reason}"
+        )
 
 
 @dataclass
@@ -139,6 +149,7 @@ class VerifyReport:
     tracks_checked: int = 0
     rows_checked: int = 0
     breaks: list[ChainBreak] | None = None
+    heads_checked: int = 0  # tracks whose head was compared with their version
 
     def __post_init__(self):
         if self.breaks is None:
@@ -187,6 +198,60 @@ def verify_chains(
         expected_prev = row.entry_hash
         expected_version = row.consent_version + 1
     return report
+
+
+# Every track whose version differs from its chain's newest row: a chain cut
+# at its end, or deleted whole (no row, version > 0). One statement, so one
+# snapshot: a track's version and its ledger rows commit together.
+_HEADS_SQL = (
+    "SELECT t.public_id, t.consent_version, h.head_version, "
+    "(SELECT l.id FROM {ledger} l WHERE l.track_id = t.id "
+    "AND l.consent_version = h.head_version) "
+    "FROM {track} t LEFT JOIN (SELECT track_id, MAX(consent_version) "
+    "AS head_version FROM {ledger} GROUP BY track_id) h ON h.track_id = t.id "
+    "WHERE COALESCE(h.head_version, 0) <> t.consent_version ORDER BY t.id"
+)
+
+
+def verify_heads(*, report: VerifyReport, chunk: int = 5000) -> VerifyReport:
+    """Compare every track's ``consent_version`` with its chain's newest row
+    and add a break for each track where they differ, into ``report``.
+
+    Every change bumps the version and appends its row in one transaction,
+    so the newest row's version equals the track's: a lower one means rows
+    were removed from the end of the chain (which ``verify_chains`` alone
+    cannot see: what remains is a valid chain), none at all that the whole
+    chain is gone. Set-based (the database groups and joins), streamed in
+    ``chunk`` rows: flat memory whatever the catalogue's size.
+    """
+    sql = _HEADS_SQL.format(
+        ledger=LedgerEntry._meta.db_table, track=Track._meta.db_table
+    )
+    report.heads_checked = Track.objects.count()
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(chunk):
+            report.breaks += [_head_break(*row) for row in batch]
+    return report
+
+
+def _head_break(public_id, version, head_version, head_id) -> ChainBreak:
+    if head_version is None:
+        return ChainBreak(
+            public_id, None, version,
+            f"the track is at version {version} but its whole chain is missing",
+        )  # fmt: skip
+    if head_version < version:
+        reason = (
+            f"the newest row is version {head_version} but the track is at "
+            f"version {version}: the end of the chain is missing"
+        )
+    else:
+        reason = (
+            f"the newest row is version {head_version}, ahead of the track's "
+            f"version {version}"
+        )
+    return ChainBreak(public_id, head_id, head_version, reason)
 
 
 def _iterate(queryset, chunk: int) -> Iterator[tuple]:

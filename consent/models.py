@@ -439,3 +439,38 @@ class CheckRun(models.Model):
         if self.finished_at is None:
             return None
         return self.problems == self.repaired
+
+
+class LedgerAnchor(models.Model):
+    """A signed digest of every chain head of the ledger at one moment.
+
+    ``root`` is the Merkle root (``consent.anchors``) over the head of every
+    track's chain among the ledger rows with ``id <= ledger_through`` (rows
+    that were all committed when the anchor was taken, and never change), so
+    anyone can recompute it later from the ledger. ``signature`` is the
+    site's Ed25519 signature of ``consent.anchors.anchor_statement``. The
+    database refuses DELETE, TRUNCATE and any UPDATE but that of
+    ``emailed_at`` (triggers created by migration).
+    """
+
+    created_at = models.DateTimeField(default=timezone.now)
+    ledger_through = models.PositiveBigIntegerField()
+    track_count = models.PositiveIntegerField()
+    row_count = models.PositiveBigIntegerField()
+    root = models.CharField(max_length=64)
+    signature = models.CharField(max_length=100)
+    key_id = models.CharField(max_length=64)
+    # The outbox flag of the auditors' e-mail (set before it leaves).
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=models.Q(emailed_at__isnull=True),
+                name="consent_anchor_unsent",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Anchor {self.pk} {self.root[:12]}"

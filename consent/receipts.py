@@ -93,5 +93,26 @@ def receipt_payload(
         "ledger": {
             "algorithm": "sha256",
             "hashes": [entry.entry_hash for entry in entries],
+            "heads": chain_heads(entries=entries, tracks=tracks),
         },
     }
+
+
+def chain_heads(*, entries: list[LedgerEntry], tracks: dict) -> list[dict]:
+    """Each track's chain head after the change: its newest row among
+    ``entries`` (a change locks its tracks, so nothing is newer), in the order
+    the tracks first appear. Heads are what ledger anchors sign
+    (``consent.anchors``)."""
+    newest: dict[int, LedgerEntry] = {}
+    for entry in entries:
+        known = newest.get(entry.track_id)
+        if known is None or entry.consent_version > known.consent_version:
+            newest[entry.track_id] = entry
+    return [
+        {
+            "track": tracks[track_id].public_id,
+            "consent_version": entry.consent_version,
+            "hash": entry.entry_hash,
+        }
+        for track_id, entry in newest.items()
+    ]

@@ -11,6 +11,7 @@ from catalog.models import Track
 from consent.models import (
     ArtistDefault,
     BulkJob,
+    LedgerAnchor,
     LedgerEntry,
     Receipt,
     State,
@@ -127,3 +128,12 @@ def list_state(*, owner: User):
     if number is None:
         raise RuntimeError("no policy version: run migrations")
     return Policy(number=number, rules=rules), defaults, version
+
+
+def anchors_published(*, before: int | None = None) -> QuerySet[LedgerAnchor]:
+    """Every ledger anchor, newest first (those before ``before``, if given):
+    public, like the anchors themselves."""
+    anchors = LedgerAnchor.objects.order_by("-pk")
+    if before is not None:
+        anchors = anchors.filter(pk__lt=before)
+    return anchors

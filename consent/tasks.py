@@ -96,3 +96,22 @@ def purge_idempotency_records() -> None:
     from consent.idempotency import idempotency_records_purge
 
     idempotency_records_purge()
+
+
+@shared_task(name="consent.anchor_ledger")
+def anchor_ledger() -> None:
+    """Beat, daily: sign a digest of every chain head (a new anchor), then
+    e-mail the auditors every anchor not yet sent (this one, and any whose
+    doorbell was lost). Twice makes two anchors, both valid."""
+    from consent.services import anchor_emails_send_pending, ledger_anchor_create
+
+    ledger_anchor_create()
+    anchor_emails_send_pending()
+
+
+@shared_task(name="consent.send_anchor_emails")
+def send_anchor_emails() -> None:
+    """E-mail the auditors every anchor not yet sent (at most once each)."""
+    from consent.services import anchor_emails_send_pending
+
+    anchor_emails_send_pending()

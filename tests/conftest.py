@@ -1,6 +1,7 @@
 import os
 import shutil
 import uuid
+from importlib import import_module
 
 import pytest
 from django.conf import settings
@@ -8,6 +9,13 @@ from django.db import connection
 
 from tests.factories import StaffFactory, UserFactory
 
+SQLITE_ANCHOR_TRIGGERS = import_module(
+    "consent.migrations.0015_ledger_anchors_and_no_truncate"
+).SQLITE_FORWARD
+
+ANCHOR_NO_DELETE = next(
+    sql for sql in SQLITE_ANCHOR_TRIGGERS if "consent_anchor_no_delete" in sql
+)
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
@@ -83,23 +91,45 @@ def is_postgres():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _sqlite_flush_deletes_the_ledger_last():
-    """On SQLite, let test flushes empty the append-only ledger.
+def _test_flushes_go_around_the_append_only_triggers():
+    """Let test flushes empty the append-only ledger and anchor tables.
 
-    Its DELETE trigger refuses to delete a row while the row's track exists
-    (PostgreSQL flushes with TRUNCATE, which row triggers do not see). Django
-    deletes the tables in no particular order; this puts the ledger after the
-    tracks, whose foreign keys are checked only at commit.
+    PostgreSQL flushes with TRUNCATE, which a statement trigger refuses on
+    both tables: the flush's own transaction sets ``session_replication_role
+    = replica`` (superuser only; it ends with the transaction), under which
+    triggers do not fire. Production keeps the triggers: only this test
+    flush sets it.
+
+    SQLite deletes row by row. The ledger's DELETE trigger refuses to delete
+    a row while the row's track exists, so the ledger goes after the tracks
+    (whose foreign keys are checked only at commit); the anchors' DELETE
+    trigger refuses every row, so the flush drops it and creates it again.
     """
-    if connection.vendor != "sqlite":
-        yield
-        return
     DatabaseOperations = type(connection.ops)
     original = DatabaseOperations.sql_flush
 
-    def sql_flush(self, style, tables, *args, **kwargs):
-        statements = original(self, style, tables, *args, **kwargs)
-        return sorted(statements, key=lambda sql: "consent_ledgerentry" in sql)
+    if connection.vendor == "postgresql":
+
+        def sql_flush(self, style, tables, *args, **kwargs):
+            statements = original(self, style, tables, *args, **kwargs)
+            if not statements:
+                return statements
+            return ["SET LOCAL session_replication_role = replica", *statements]
+
+    else:
+
+        def sql_flush(self, style, tables, *args, **kwargs):
+            statements = original(self, style, tables, *args, **kwargs)
+            statements = sorted(
+                statements, key=lambda sql: "consent_ledgerentry" in sql
+            )
+            if "consent_ledgeranchor" not in tables:
+                return statements
+            return [
+                "DROP TRIGGER IF EXISTS consent_anchor_no_delete",
+                *statements,
+                ANCHOR_NO_DELETE,
+            ]
 
     DatabaseOperations.sql_flush = sql_flush
     yield

@@ -314,6 +314,10 @@ REFRAIN_UPLOAD_MAX_BYTES = env.int(
 REFRAIN_PLATFORM_TOKENS = env.list("REFRAIN_PLATFORM_TOKENS", default=[])
 # Absolute links in e-mails sent by workers (no request to build them from).
 REFRAIN_SITE_URL = env.str("REFRAIN_SITE_URL", default="http://127.0.0.1:8000")
+# The site's Ed25519 signing key (its 32-byte seed, base64url): ledger anchors
+# are signed with it. Required in production; the embedded default generates
+# one into var/.
+REFRAIN_SIGNING_KEY = env.str("REFRAIN_SIGNING_KEY", default="")
 # Baseline views for `make bench` (bench/views.py). Never on in production.
 REFRAIN_BENCH_ENDPOINTS = env.bool("REFRAIN_BENCH_ENDPOINTS", default=False)
 
@@ -365,6 +369,11 @@ CELERY_BEAT_SCHEDULE = {
     "verify-ledger": {
         "task": "consent.verify_ledger",
         "schedule": crontab(hour=3, minute=45),
+    },
+    # A signed digest of every chain head, e-mailed to the auditors.
+    "anchor-ledger": {
+        "task": "consent.anchor_ledger",
+        "schedule": crontab(hour=4, minute=5),
     },
     "pending-invitations": {
         "task": "accounts.send_pending_invitations",

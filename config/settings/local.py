@@ -1,6 +1,6 @@
 """The embedded default: SQLite, the filesystem broker, mail to files, all in var/."""
 
-from config.env import ensure_var_dirs, generated_secret_key
+from config.env import ensure_var_dirs, generated_secret_key, generated_signing_key
 
 from .base import *  # noqa: F403
 from .base import env
@@ -9,6 +9,9 @@ ensure_var_dirs("mail", "media", "staticfiles")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or generated_secret_key()
+REFRAIN_SIGNING_KEY = (
+    env.str("REFRAIN_SIGNING_KEY", default="") or generated_signing_key()
+)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 REFRAIN_STAFF_MFA_REQUIRED = env.bool("REFRAIN_STAFF_MFA_REQUIRED", default=False)
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True

@@ -11,6 +11,7 @@ DEBUG = False
 # the same two variables; reading them again without a default only adds the
 # refusal.
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+REFRAIN_SIGNING_KEY = env.str("REFRAIN_SIGNING_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DATABASES = {"default": database_from_url(env.str("DATABASE_URL"))}
 CACHES = {"default": cache_from_url(env.str("CACHE_URL"))}

@@ -79,6 +79,8 @@ TEST_TMP_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = False
 SECRET_KEY = "test-only-secret-key-not-for-production-" + "x" * 20
+# A fixed Ed25519 seed (32 bytes of 0x07, base64url): tests only.
+REFRAIN_SIGNING_KEY = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc"
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 
 if POSTGRES_AVAILABLE:

@@ -12,9 +12,17 @@ A package by concern; callers import the public names from here:
 * ``policy_changes``: preview, publish and apply a policy version;
 * ``receipt_outbox``: receipts and their e-mails;
 * ``checks``: ``consent_check``, the stored state against the rules, and
-  ``ledger_check``, the hash chains; each run recorded as a ``CheckRun``.
+  ``ledger_check``, the hash chains; each run recorded as a ``CheckRun``;
+* ``anchors``: signed digests of every chain head, their e-mails and their
+  verification.
 """
 
+from consent.services.anchors import (
+    AnchorProblem,
+    anchor_emails_send_pending,
+    anchors_verify,
+    ledger_anchor_create,
+)
 from consent.services.bulk import (
     BulkOutcome,
     bulk_change_start,
@@ -66,6 +74,10 @@ from consent.services.writes import (
 )
 
 __all__ = [
+    "AnchorProblem",
+    "anchor_emails_send_pending",
+    "anchors_verify",
+    "ledger_anchor_create",
     "BulkOutcome",
     "ConsentCheckOutcome",
     "ConsentCheckReport",

@@ -7,7 +7,9 @@
   rule as SQL derived from ``is_eligible``). One set-based statement, flat
   memory whatever the catalogue's size; ``repair`` puts differences right
   through the services (ledger rows of source ``admin``) and checks again.
-* ``ledger_check``: every track's hash chain (``consent.ledger``).
+* ``ledger_check``: every track's hash chain and its head against the
+  track's version (``consent.ledger``), and on demand every past anchor
+  (``consent.services.anchors``).
 """
 
 from array import array
@@ -17,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from catalog.models import Track
-from consent.ledger import VerifyReport, verify_chains
+from consent.ledger import VerifyReport, verify_chains, verify_heads
 from consent.models import (
     ArtistDefault,
     CheckRun,
@@ -26,6 +28,7 @@ from consent.models import (
     TrackConsent,
 )
 from consent.policy import Policy, eligible_sql, policy_current
+from consent.services.anchors import AnchorProblem, anchors_verify
 from consent.services.eligibility import (
     eligibility_refresh,
     trackconsent_create_missing,
@@ -325,23 +328,30 @@ def _repair(*, request_id: str) -> int:
 class LedgerCheckOutcome:
     report: VerifyReport
     run: CheckRun
+    anchors_checked: int | None = None  # None: anchors were not asked for
+    anchor_problems: list[AnchorProblem] = field(default_factory=list)
 
 
-def ledger_check(*, triggered_by: str, chunk: int = 5000) -> LedgerCheckOutcome:
-    """Walk every track's hash chain (``verify_chains``) and record the run:
-    rows checked, breaks found, the first ``DETAIL_LIMIT`` named. Read-only
-    (a break is evidence: nothing repairs it)."""
+def ledger_check(
+    *, triggered_by: str, chunk: int = 5000, anchors: bool = False
+) -> LedgerCheckOutcome:
+    """Walk every track's hash chain (``verify_chains``), compare every
+    track's version with its chain's head (``verify_heads``) and, with
+    ``anchors``, recompute every past anchor (``anchors_verify``); record the
+    run: rows checked, problems found, the first ``DETAIL_LIMIT`` named.
+    Read-only (a break is evidence: nothing repairs it)."""
     run = CheckRun.objects.create(
         kind=CheckRun.Kind.LEDGER, triggered_by=triggered_by[:254]
     )
     report = verify_chains(chunk=chunk)
+    verify_heads(report=report, chunk=chunk)
+    outcome = LedgerCheckOutcome(report=report, run=run)
+    if anchors:
+        outcome.anchors_checked, outcome.anchor_problems = anchors_verify()
+    problems = [*map(str, report.breaks), *map(str, outcome.anchor_problems)]
     run.checked = report.rows_checked
-    run.problems = len(report.breaks)
-    run.details = [
-        f"track {problem.track_public_id} row {problem.entry_id} "
-        f"(version {problem.consent_version}): {problem.reason}"
-        for problem in report.breaks[:DETAIL_LIMIT]
-    ]
+    run.problems = len(problems)
+    run.details = problems[:DETAIL_LIMIT]
     run.finished_at = timezone.now()
     run.save(update_fields=["checked", "problems", "details", "finished_at"])
-    return LedgerCheckOutcome(report=report, run=run)
+    return outcome

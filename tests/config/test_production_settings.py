@@ -6,8 +6,11 @@ import sys
 import pytest
 from django.conf import settings
 
+from consent.signing import new_signing_key
+
 REQUIRED = (
     "DJANGO_SECRET_KEY",
+    "REFRAIN_SIGNING_KEY",
     "DATABASE_URL",
     "ALLOWED_HOSTS",
     "CACHE_URL",
@@ -26,6 +29,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.production",
         DJANGO_SECRET_KEY=secrets.token_hex(32),  # 64 characters
+        REFRAIN_SIGNING_KEY=new_signing_key(),
         # never connected to by `check`; the test server's URL all the same
         DATABASE_URL=settings.TEST_DATABASE_URL,
         ALLOWED_HOSTS="refrain.example",

@@ -18,6 +18,7 @@ CONSENT_TASKS = (
     "apply_policy",
     "notify_policy_change",
     "run_bulk_change",
+    "send_anchor_emails",
 )
 
 

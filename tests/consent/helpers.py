@@ -1,5 +1,9 @@
 """Shared helpers of the consent tests."""
 
+from contextlib import contextmanager
+
+from django.db import connection
+
 from catalog.importer import CatalogRow
 from catalog.models import LicenseClass, Track
 from consent.services import catalog_import
@@ -28,3 +32,31 @@ def track_reclassify(track: Track, *, license_class: str, label: str = "") -> bo
     assert report.rejected == 0, report.as_dict()
     track.refresh_from_db()
     return report.updated == 1
+
+
+@contextmanager
+def append_only_triggers_off(*tables: str):
+    """A cursor with the append-only triggers of ``tables`` (default: the
+    ledger) switched off, as a superuser could, in this transaction only:
+    both databases roll it back with the test."""
+    tables = tables or ("consent_ledgerentry",)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            yield cursor
+            cursor.execute("SET LOCAL session_replication_role = origin")
+            return
+        # SQLite has no switch: drop the triggers and create them again.
+        marks = ", ".join(["%s"] * len(tables))
+        cursor.execute(
+            "SELECT name, sql FROM sqlite_master "  # noqa: S608 - placeholders only
+            f"WHERE type = 'trigger' AND tbl_name IN ({marks})",
+            list(tables),
+        )
+        triggers = cursor.fetchall()
+        assert triggers, "no append-only trigger to go around"
+        for name, _ in triggers:
+            cursor.execute(f'DROP TRIGGER "{name}"')
+        yield cursor
+        for _, create in triggers:
+            cursor.execute(create)

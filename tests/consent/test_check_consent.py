@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from catalog.models import Track
 from config.celery_app import app as celery_app
 from consent import tasks
 from consent.models import ArtistDefault, CheckRun, LedgerEntry, TrackConsent
@@ -389,7 +390,10 @@ def test_verify_ledger_records_a_check_run(catalogue):
 
     rows = LedgerEntry.objects.count()
     assert (code, err) == (0, [])
-    assert out == [f"tracks checked 1, rows checked {rows}, breaks 0"]
+    assert out == [
+        f"tracks checked {Track.objects.count()}, chains checked 1, rows checked "
+        f"{rows}, breaks 0"
+    ]
     run = CheckRun.objects.get()
     assert (run.kind, run.triggered_by, run.checked, run.problems, run.details) == (
         "ledger",

@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 )
 
 from catalog.models import Track
-from consent.ledger import verify_chains
+from consent.ledger import VerifyReport, verify_chains, verify_heads
 from consent.models import ArtistDefault, LedgerEntry, TrackConsent
 from consent.policy import is_eligible, policy_current
 from consent.services import (
@@ -103,6 +103,8 @@ def assert_invariants() -> None:
     assert report.breaks == []
     ledger_rows = Counter(LedgerEntry.objects.values_list("track_id", flat=True))
     assert {pk: ledger_rows.get(pk, 0) for pk in tracks} == tracks
+    # and the head check agrees
+    assert verify_heads(report=VerifyReport()).breaks == []
 
 
 class World:

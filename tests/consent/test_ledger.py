@@ -5,17 +5,19 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
-from consent.ledger import GENESIS_HASH, verify_chains
-from consent.models import LedgerEntry
+from catalog.models import Track
+from consent.ledger import GENESIS_HASH, VerifyReport, verify_chains, verify_heads
+from consent.models import CheckRun, LedgerAnchor, LedgerEntry
 from consent.policy import policy_current
 from consent.services import (
     bulk_change_start,
     consent_set,
     defaults_set,
+    ledger_anchor_create,
     policy_apply,
     policy_publish,
 )
-from tests.consent.helpers import track_reclassify
+from tests.consent.helpers import append_only_triggers_off, track_reclassify
 from tests.factories import LabelFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -208,32 +210,21 @@ def _verify_ledger() -> tuple[int, str, str]:
 def _behind_the_triggers_back(sql: str, params: list) -> None:
     """Run SQL with the append-only triggers switched off (in this transaction
     only: both databases roll it back with the test)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET LOCAL session_replication_role = replica")
-            cursor.execute(sql, params)
-            cursor.execute("SET LOCAL session_replication_role = origin")
-            return
-        # SQLite has no switch: drop the triggers and create them again.
-        cursor.execute(
-            "SELECT name, sql FROM sqlite_master "
-            "WHERE type = 'trigger' AND tbl_name = 'consent_ledgerentry'"
-        )
-        triggers = cursor.fetchall()
-        assert triggers, "the ledger has no append-only trigger to go around"
-        for name, _ in triggers:
-            cursor.execute(f'DROP TRIGGER "{name}"')
+    with append_only_triggers_off() as cursor:
         cursor.execute(sql, params)
-        for _, create in triggers:
-            cursor.execute(create)
 
 
-def test_verify_ledger_reports_a_clean_ledger(history):
+def test_verify_ledger_reports_a_clean_ledger(history, make_track):
+    # given besides the history a label track nobody changed (version 0, no
+    # chain: nothing about it was ever eligible)
+    assert make_track(signed=True).consent_version == 0
+
     code, out, err = _verify_ledger()
 
     assert code == 0
     assert out == (
-        f"tracks checked 3, rows checked {LedgerEntry.objects.count()}, breaks 0\n"
+        f"tracks checked 4, chains checked 3, rows checked "
+        f"{LedgerEntry.objects.count()}, breaks 0\n"
     )
     assert err == ""
 
@@ -259,7 +250,9 @@ def test_verify_ledger_finds_a_row_altered_behind_the_triggers_back(history):
         f"BREAK track {first.public_id} row {altered.pk} (version 2): "
         "row content does not match its hash\n"
     )
-    assert out == f"tracks checked 3, rows checked {rows}, breaks 1\n"
+    assert out == (
+        f"tracks checked 3, chains checked 3, rows checked {rows}, breaks 1\n"
+    )
 
 
 def test_verify_ledger_finds_a_deleted_row(history):
@@ -281,4 +274,104 @@ def test_verify_ledger_finds_a_deleted_row(history):
         f"BREAK track {first.public_id} row {after.pk} (version 3): "
         "link to the previous row is broken",
     ]
-    assert out == f"tracks checked 3, rows checked {rows - 1}, breaks 2\n"
+    assert out == (
+        f"tracks checked 3, chains checked 3, rows checked {rows - 1}, breaks 2\n"
+    )
+
+
+# --- chain heads against the tracks' versions --------------------------------------
+
+
+def test_verify_ledger_finds_a_chain_cut_at_its_end(history):
+    # given the newest row of a chain deleted behind the triggers' back: what
+    # is left is a valid chain by itself
+    first, second, third = history
+    rows = LedgerEntry.objects.count()
+    first.refresh_from_db()
+    assert first.consent_version == 4
+    newest = LedgerEntry.objects.get(track=first, consent_version=4)
+    kept = LedgerEntry.objects.get(track=first, consent_version=3)
+    _behind_the_triggers_back(
+        "DELETE FROM consent_ledgerentry WHERE id = %s", [newest.pk]
+    )
+    assert verify_chains().breaks == []
+
+    # when the ledger is verified
+    code, out, err = _verify_ledger()
+
+    # then the track is named at the row that is now its head
+    assert code == 1
+    assert err == (
+        f"BREAK track {first.public_id} row {kept.pk} (version 3): the newest row "
+        "is version 3 but the track is at version 4: the end of the chain is "
+        "missing\n"
+    )
+    assert out == (
+        f"tracks checked 3, chains checked 3, rows checked {rows - 1}, breaks 1\n"
+    )
+    run = CheckRun.objects.get()
+    assert (run.problems, run.ok) == (1, False)
+
+
+def test_verify_ledger_finds_a_whole_chain_deleted(history):
+    # given every row of a track deleted behind the triggers' back
+    first, second, third = history
+    third.refresh_from_db()
+    assert third.consent_version == 2
+    _behind_the_triggers_back(
+        "DELETE FROM consent_ledgerentry WHERE track_id = %s", [third.pk]
+    )
+    assert verify_chains().breaks == []
+
+    code, out, err = _verify_ledger()
+
+    assert code == 1
+    assert err == (
+        f"BREAK track {third.public_id} no row (version 2): the track is at "
+        "version 2 but its whole chain is missing\n"
+    )
+    assert out.startswith("tracks checked 3, chains checked 2, ")
+
+
+def test_verify_heads_names_a_head_ahead_of_its_track(history):
+    # given a track whose version was lowered behind the services' back
+    first, second, third = history
+    Track.objects.filter(pk=second.pk).update(consent_version=1)
+    head = LedgerEntry.objects.get(track=second, consent_version=2)
+
+    report = verify_heads(report=VerifyReport(), chunk=1)
+
+    assert [str(problem) for problem in report.breaks] == [
+        f"track {second.public_id} row {head.pk} (version 2): the newest row is "
+        "version 2, ahead of the track's version 1"
+    ]
+    assert report.heads_checked == 3
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_truncate(history):
+    # given the ledger and an anchor of it
+    count = LedgerEntry.objects.count()
+    ledger_anchor_create()
+
+    def truncate(sql: str):
+        def action():
+            with connection.cursor() as cursor:
+                # the test's own transaction holds deferred foreign-key checks,
+                # which PostgreSQL will not truncate past: run them first
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(sql)
+
+        return action
+
+    # when anyone truncates the ledger, its tracks (cascading) or the anchors
+    # then each is refused, naming the table, and nothing is gone
+    for sql, table in [
+        ("TRUNCATE consent_ledgerentry", "consent_ledgerentry"),
+        ("TRUNCATE catalog_track CASCADE", "consent_ledgerentry"),
+        ("TRUNCATE consent_ledgeranchor", "consent_ledgeranchor"),
+    ]:
+        assert f"{table} is append-only (TRUNCATE refused)" in _refused(truncate(sql))
+    assert LedgerEntry.objects.count() == count
+    assert Track.objects.count() == 3
+    assert LedgerAnchor.objects.count() == 1

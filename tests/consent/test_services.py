@@ -235,7 +235,18 @@ def test_consent_set_writes_ledger_decision_and_receipt_and_mails_after_commit(
             }
         ],
         "sensitive": False,
-        "ledger": {"algorithm": "sha256", "hashes": [entry.entry_hash]},
+        "ledger": {
+            "algorithm": "sha256",
+            "hashes": [entry.entry_hash],
+            # the track's chain head after the change: this row
+            "heads": [
+                {
+                    "track": track.public_id,
+                    "consent_version": 1,
+                    "hash": entry.entry_hash,
+                }
+            ],
+        },
     }
     # after the commit: the receipt task was enqueued once and e-mailed it
     assert len(callbacks) == 1
@@ -329,6 +340,12 @@ def test_a_switch_encodes_any_request_id_exactly(artist, make_track, request_id)
     )
     assert receipt.payload["request_id"] == request_id
     assert receipt.payload["services"][0]["purposes"][0]["tracks"][0]["isrc"] is None
+    # its chain head after the change is the new row (on PostgreSQL the
+    # skeleton's hash slot fills both places)
+    assert receipt.payload["ledger"]["heads"] == [
+        {"track": track.public_id, "consent_version": 1,
+         "hash": entries[0].entry_hash}
+    ]  # fmt: skip
     # the receipt the service answers with reads its payload when asked
     assert first.receipt.payload == receipt.payload
 
@@ -622,6 +639,12 @@ def test_bulk_change_inline_writes_one_receipt_for_all_changed_tracks(
     assert sorted(receipt.payload["ledger"]["hashes"]) == sorted(
         e.entry_hash for e in entries
     )
+    # each track's chain head after the change: its one new row here
+    assert receipt.payload["ledger"]["heads"] == [
+        {"track": e.track.public_id, "consent_version": e.consent_version,
+         "hash": e.entry_hash}
+        for e in entries.select_related("track").order_by("track_id")
+    ]  # fmt: skip
     assert receipt.payload["source"] == "bulk"
     [purpose] = receipt.payload["services"][0]["purposes"]
     assert (purpose["use"], purpose["state"]) == (MINING, "granted")

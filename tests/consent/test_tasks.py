@@ -3,12 +3,15 @@
 from datetime import timedelta
 
 import pytest
+from celery.schedules import crontab
 from django.conf import settings
+from django.core import mail
 from django.utils import timezone
 
 from config.celery_app import app
-from consent.models import IdempotencyRecord
-from consent.tasks import purge_idempotency_records
+from consent.models import IdempotencyRecord, LedgerAnchor
+from consent.services import consent_set, ledger_anchor_create
+from consent.tasks import anchor_ledger, purge_idempotency_records
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,3 +64,37 @@ def test_every_beat_entry_names_a_registered_task():
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
     assert names - set(app.tasks) == set()
+
+
+def test_beat_anchors_the_ledger_every_day():
+    entries = [
+        entry
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if entry["task"] == "consent.anchor_ledger"
+    ]
+
+    assert len(entries) == 1
+    assert entries[0]["schedule"] == crontab(hour=4, minute=5)
+    assert anchor_ledger.name == "consent.anchor_ledger"
+
+
+def test_the_anchor_task_takes_an_anchor_and_mails_the_auditors(make_track, auditor):
+    # given a ledger with one change, an earlier anchor whose e-mail was lost
+    artist = UserFactory()
+    track = make_track(artist=artist)
+    consent_set(track=track, use="ai-training", state="granted", actor=artist,
+                source="web")  # fmt: skip
+    lost = ledger_anchor_create()
+
+    # when beat's task runs, through Celery as a worker would run it
+    anchor_ledger.apply().get()
+
+    # then there is a new anchor, and both went to the auditor, once each
+    new = LedgerAnchor.objects.exclude(pk=lost.pk).get()
+    assert (new.track_count, new.row_count, new.root) == (1, 1, lost.root)
+    assert sorted(m.subject for m in mail.outbox) == [
+        f"[Refrain] Ledger anchor {lost.pk}",
+        f"[Refrain] Ledger anchor {new.pk}",
+    ]
+    assert {tuple(m.to) for m in mail.outbox} == {(auditor.email,)}
+    assert LedgerAnchor.objects.filter(emailed_at__isnull=True).count() == 0
