@@ -4,7 +4,8 @@ PostgreSQL refuses a NUL character in text, and no database driver can
 encode a lone surrogate; either reaching a query is a 500. Rather than patch
 each view, ``InputGuardMiddleware`` answers 400, with one plain sentence,
 when the path, the query string, a header (cookies included), a form field or
-file name, or a JSON body carries a NUL, invalid UTF-8 or a lone surrogate, or
+file name, or a JSON body carries a NUL, or the query string, a urlencoded form
+or a JSON body is not UTF-8 or holds a lone surrogate, or
 when a JSON body is nested deeper than ``MAX_JSON_DEPTH`` or larger than
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (then 413). Under ``/api/`` the answer is JSON
 (``{"detail": …, "code": "bad_input"}``, the API's error shape); elsewhere it
