@@ -5,7 +5,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import User
 from catalog.isrc import looks_like_isrc, normalise_isrc
 from catalog.models import ArtistCatalogStats, Track
+from config.input_guard import text_problem
 
 PAGE_SIZE = 50
 
@@ -152,7 +153,11 @@ def decode_cursor(
     cursor: str, field_name: str, sort: str | None = None
 ) -> tuple[str, object, int] | None:
     """Parse a cursor from the URL; None when it is malformed or belongs to
-    another sort than ``sort`` (then the list shows its first page)."""
+    another sort than ``sort`` (then the list shows its first page).
+
+    A cursor is input like any other: whatever it decodes to (a date out of
+    range, a lone surrogate, a NUL, a number where a string was, a huge id)
+    is None here, never an error from the database."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         position = json.loads(base64.urlsafe_b64decode(padded))
@@ -161,17 +166,37 @@ def decode_cursor(
             if sort is not None and cursor_sort != sort:
                 return None
         direction, value, pk = position
-        if direction not in ("next", "prev") or not isinstance(pk, int):
-            return None
-        if field_name.endswith("_at"):
-            value = parse_datetime(value)
-            if value is None:
-                return None
-        elif not isinstance(value, str):
-            return None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if direction not in ("next", "prev") or not _is_row_id(pk):
+        return None
+    value = _cursor_value(value, is_time=field_name.endswith("_at"))
+    if value is None:
         return None
     return direction, value, pk
+
+
+_MAX_ROW_ID = 2**63 - 1  # a bigint
+
+
+def _is_row_id(pk: object) -> bool:
+    return type(pk) is int and 0 < pk <= _MAX_ROW_ID
+
+
+def _cursor_value(value: object, *, is_time: bool) -> object | None:
+    """The sort field's value a cursor holds, or None when it is unusable."""
+    if not isinstance(value, str) or text_problem(value):
+        return None
+    if not is_time:
+        return value
+    try:
+        moment = parse_datetime(value)
+        if moment is None or moment.tzinfo is None:
+            return None
+        # Out of range once in UTC (year 1 at +14:00) is an OverflowError.
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 def _after(field_name: str, value, pk: int, descending: bool) -> Q:

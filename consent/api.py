@@ -148,7 +148,11 @@ def _form_error(form: TrackListForm) -> str:
 def _page_size(limit: str) -> int | None:
     if not limit:
         return DEFAULT_PAGE_SIZE
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_SIZE:
+    # ASCII digits only: "²".isdigit() is true but int("²") fails, and
+    # int("٣") is 3; a limit is typed, never an Arabic or superscript digit.
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 3):
+        return None
+    if not 1 <= int(limit) <= MAX_PAGE_SIZE:
         return None
     return int(limit)
 

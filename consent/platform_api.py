@@ -89,9 +89,7 @@ def import_tracks(request: HttpRequest):
     fmt = detect_format("", content_type)
     # Read the body as a stream: a catalogue file is larger than Django's
     # in-memory request limit, and the import works row by row anyway.
-    try:
-        body = io.BufferedReader(_RequestBody(request))
-        report = catalog_import(rows=read_rows(text_stream(body), fmt=fmt))
-    except UnicodeDecodeError:
-        return Status(400, {"detail": "The body is not UTF-8 text."})
+    # Bytes that are not UTF-8 reject their row, by line (catalog.importer).
+    body = io.BufferedReader(_RequestBody(request))
+    report = catalog_import(rows=read_rows(text_stream(body), fmt=fmt))
     return Status(200, report.as_dict())

@@ -196,16 +196,42 @@ def test_a_multipart_upload_is_refused_and_nothing_written(client, invitation_qu
     _nothing_written()
 
 
-def test_a_body_that_is_not_utf8_is_refused_and_nothing_written(
+def test_a_body_that_is_not_utf8_is_reported_and_nothing_written(
     client, invitation_queue
 ):
+    # given the whole file in UTF-16, as some spreadsheets save it
+    body = CSV.encode("utf-16")
+
+    response = _post(client, body)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "rejected": 1,
+        "invited": 0,
+        "errors": [
+            {
+                "line": 1,
+                "reason": "the header is not UTF-8 text; save the file as UTF-8",
+            }
+        ],
+    }
+    _nothing_written()
+
+
+def test_a_row_that_is_not_utf8_is_rejected_by_line(client, invitation_queue):
     body = CSV.replace("Night Drive", "Café").encode("latin-1")
 
     response = _post(client, body)
 
-    assert response.status_code == 400
-    assert response.json() == {"detail": "The body is not UTF-8 text."}
-    _nothing_written()
+    assert response.status_code == 200
+    assert response.json()["errors"] == [
+        {"line": 2, "reason": "title is not valid UTF-8 text"},
+        {"line": 4, "reason": "ISRC “USRC1760783” is not valid (CC-XXX-YY-NNNNN)"},
+    ]
+    assert list(Track.objects.values_list("isrc", flat=True)) == ["GBA1B2400001"]
 
 
 def test_only_post_is_allowed(client):

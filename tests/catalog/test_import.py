@@ -215,7 +215,7 @@ BAD_CSV_ERRORS = [
     "line 7: artist_email is missing",
     "line 8: artist_email “not-an-address” is not an e-mail address",
     "line 9: an independent track cannot have a label",
-    "line 10: duration_ms “3m20s” is not a number",
+    "line 10: duration_ms “3m20s” is not a whole number",
     "line 11: ISRC repeats line 2 of this file",
     "line 12: ISRC is missing",
 ]
@@ -359,17 +359,27 @@ def test_a_csv_with_a_byte_order_mark_and_windows_line_ends(tmp_path, invitation
     assert out.startswith("created 3, ")
 
 
-def test_a_missing_file_or_a_file_that_is_not_utf8_is_an_error(tmp_path):
+def test_a_missing_file_is_an_error(tmp_path):
     with pytest.raises(CommandError, match=r"nope\.csv: no such file"):
         call_command("import_catalog", str(tmp_path / "nope.csv"))
 
+
+def test_a_row_that_is_not_utf8_is_rejected_by_its_line(tmp_path, invitation_queue):
+    # given a file whose second row was saved as Latin-1
     latin = tmp_path / "latin.csv"
     latin.write_bytes(
-        f"{HEADER}\nUSRC17607839,Café,a@example.com,independent,,\n".encode("latin-1")
+        f"{HEADER}\n".encode()
+        + b"USRC17607839,Caf\xe9,a@example.com,independent,,\n"
+        + b"GBA1B2400001,Plain,a@example.com,independent,,\n"
     )
-    with pytest.raises(CommandError, match=r"latin\.csv: not UTF-8 text"):
-        call_command("import_catalog", str(latin))
-    assert Track.objects.count() == 0
+
+    code, out, err = _run(latin)
+
+    # then that row is named and the other one imported
+    assert code == 1
+    assert err.splitlines() == ["line 2: title is not valid UTF-8 text"]
+    assert out.startswith("created 1, updated 0, unchanged 0, rejected 1 ")
+    assert list(Track.objects.values_list("isrc", flat=True)) == ["GBA1B2400001"]
 
 
 def test_an_existing_artist_is_found_by_email_in_any_case(

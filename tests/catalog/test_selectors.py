@@ -240,6 +240,21 @@ def _cursor(payload) -> str:
         (_cursor(["next", "2025-13-45T00:00:00+00:00", 1]), "uploaded_at"),
         (_cursor({"a": 1, "b": 2, "c": 3}), "title"),
         (_cursor("abc"), "title"),
+        # Hostile values that once reached the database as a 500:
+        (_cursor(["next", "0001-01-01T00:00:00+14:00", 1]), "uploaded_at"),
+        (_cursor(["next", "9999-12-31T23:59:59-14:00", 1]), "uploaded_at"),
+        (_cursor(["next", "2025-01-01T00:00:00", 1]), "uploaded_at"),  # naive
+        (_cursor(["next", "\ud800", 1]), "title"),
+        (_cursor(["next", "a\x00b", 1]), "title"),
+        (_cursor(["next", "x", 2**63]), "title"),
+        (_cursor(["next", "x", 0]), "title"),
+        (_cursor(["next", "x", True]), "title"),
+        (_cursor(["next", "x", 1.0]), "title"),
+        (_cursor(["next", ["x"], 1]), "title"),
+        (_cursor(["next", {"x": 1}, 1]), "uploaded_at"),
+        (_cursor(["next", None, 1]), "uploaded_at"),
+        (_cursor(["next", "x", 1, "title", "extra"]), "title"),
+        (base64.urlsafe_b64encode(b"[" * 100_000).decode(), "title"),
     ],
 )
 def test_a_malformed_cursor_decodes_to_none(cursor, field_name):

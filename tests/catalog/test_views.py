@@ -350,6 +350,9 @@ def test_an_unknown_sort_is_ignored_with_a_message(client, user):
         "%%%",
         "eyJub3QiOiAiYSBsaXN0In0",  # {"not": "a list"}
         "x" * 401,
+        # ["next", "\ud800", 1, "-uploaded"] and a date out of range once in UTC
+        "WyJuZXh0IiwiXHVkODAwIiwxLCItdXBsb2FkZWQiXQ",
+        "WyJuZXh0IiwiMDAwMS0wMS0wMVQwMDowMDowMCsxNDowMCIsMSwiLXVwbG9hZGVkIl0",
     ],
 )
 def test_a_broken_cursor_shows_the_first_page_with_a_message(client, user, cursor):

@@ -1,3 +1,4 @@
+import base64
 import json
 import uuid
 from datetime import timedelta
@@ -324,7 +325,40 @@ def test_a_bad_filter_is_a_400_that_says_why(api, artist, query, message):
     assert response.json() == {"detail": f"Invalid query: {message}"}
 
 
-@pytest.mark.parametrize("limit", ["0", "201", "-1", "ten", "1.5"])
+def _b64(position) -> str:
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("sort", "position"),
+    [
+        ("title", ["next", "\ud800", 1, "title"]),
+        ("title", ["next", "a\x00", 1, "title"]),
+        ("title", ["next", "x", 2**70, "title"]),
+        ("title", ["next", ["x"], 1, "title"]),
+        ("uploaded", ["next", "0001-01-01T00:00:00+14:00", 1, "uploaded"]),
+        ("uploaded", ["prev", "9999-12-31T23:59:59-14:00", 1, "uploaded"]),
+        ("uploaded", ["next", 1e308, 1, "uploaded"]),
+    ],
+    ids=["surrogate", "nul", "huge-id", "list", "year-0", "year-10000", "number"],
+)
+def test_a_hostile_cursor_is_a_400_never_a_500(api, artist, sort, position):
+    _track(artist)
+
+    response = api.get(LIST_URL, {"sort": sort, "cursor": _b64(position)})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "Invalid query: cursor: not a cursor this list gave out (send "
+        "next_cursor or previous_cursor back unchanged, with the same sort)"
+    }
+
+
+@pytest.mark.parametrize(
+    "limit",
+    ["0", "201", "-1", "ten", "1.5", "²", "٣", "１０", "9" * 5000, " 5", "5\n"],
+)
 def test_a_bad_limit_is_a_400(api, limit):
     response = api.get(LIST_URL, {"limit": limit})
 

@@ -40,15 +40,10 @@ class Command(BaseCommand):
             file_path = Path(path)
             if not file_path.is_file():
                 raise CommandError(f"{path}: no such file")
-            try:
-                with file_path.open("rb") as binary:
-                    report = catalog_import(
-                        rows=read_rows(text_stream(binary), fmt=fmt)
-                    )
-            except UnicodeDecodeError as error:
-                raise CommandError(
-                    f"{path}: not UTF-8 text ({error.reason})"
-                ) from error
+            # Bytes that are not UTF-8 reject their row by line, and the
+            # other rows go on (catalog.importer).
+            with file_path.open("rb") as binary:
+                report = catalog_import(rows=read_rows(text_stream(binary), fmt=fmt))
         elapsed = time.monotonic() - started
         for error in report.errors[:max_errors]:
             self.stderr.write(f"line {error.line}: {error.reason}")
