@@ -167,11 +167,22 @@ def decode_cursor(
             value = parse_datetime(value)
             if value is None:
                 return None
-        elif not isinstance(value, str):
+        elif not isinstance(value, str) or not _storable(value):
             return None
     except (ValueError, TypeError):
         return None
     return direction, value, pk
+
+
+def _storable(text: str) -> bool:
+    """Whether a decoded cursor's text can be compared in the database: JSON
+    can spell a NUL (``\\u0000``, which PostgreSQL refuses in text) and a lone
+    surrogate (``\\ud800``, which is not UTF-8); no title holds either."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _after(field_name: str, value, pk: int, descending: bool) -> Q:

@@ -1,3 +1,4 @@
+import base64
 import json
 import uuid
 from datetime import timedelta
@@ -315,6 +316,20 @@ def test_a_bad_filter_is_a_400_that_says_why(api, artist, query, message):
 
     assert response.status_code == 400
     assert response.json() == {"detail": f"Invalid query: {message}"}
+
+
+@pytest.mark.parametrize("title", ["a\u0000b", "\ud800"], ids=["nul", "surrogate"])
+def test_a_cursor_spelling_text_no_title_holds_is_a_400(api, artist, title):
+    # given a well-formed cursor of the title sort whose position is a NUL or
+    # a lone surrogate (a 500 from the database before)
+    _track(artist)
+    position = json.dumps(["next", title, 1, "title"]).encode()
+    cursor = base64.urlsafe_b64encode(position).decode().rstrip("=")
+
+    response = api.get(LIST_URL, {"sort": "title", "cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Invalid query: cursor: not a cursor")
 
 
 @pytest.mark.parametrize(
