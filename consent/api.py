@@ -5,25 +5,37 @@ no CSRF: a browser never sends that header by itself) or by the session
 cookie (django-ninja's ``django_auth``, which runs Django's CSRF check on
 unsafe methods, so a session PUT needs the ``X-CSRFToken`` header).
 
-Input is parsed here rather than by ninja's typed parameters: a value ninja
-rejects is a 422 with pydantic's error list, and this API promises a 400 with
-one readable sentence for every bad filter, use, state or header.
+Every parameter is typed (``consent.api_types``): ninja checks it against the
+schema before the view runs, and a value that does not fit is a 400 with one
+readable sentence (``config.api_errors``), whoever's track the URL names.
 """
 
-import json
-import re
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated
 
 from django.http import Http404, HttpRequest, JsonResponse
-from ninja import Header, Router, Schema, Status
+from ninja import Header, Path, Query, Router, Schema, Status
 from ninja.security import django_auth
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from accounts.api import personal_token_auth
 from accounts.models import User
 from catalog.models import Track
-from catalog.selectors import track_for_owner, track_page_for_owner
+from catalog.selectors import DEFAULT_SORT, track_for_owner, track_page_for_owner
+from consent.api_types import (
+    DEFAULT_PAGE_SIZE,
+    MAX_CURSOR,
+    MAX_PAGE_SIZE,
+    MAX_QUERY,
+    Eligibility,
+    IdempotencyKey,
+    IfMatch,
+    LicenseName,
+    PublicId,
+    SortKey,
+    StateName,
+    UseSlug,
+)
 from consent.forms import TrackListForm
 from consent.idempotency import (
     Answer,
@@ -31,7 +43,7 @@ from consent.idempotency import (
     idempotent_run,
     request_fingerprint,
 )
-from consent.models import Source, State
+from consent.models import Source
 from consent.policy import Policy, is_locked, locked_reason, policy_current
 from consent.rows import consent_cell
 from consent.selectors import consents_for_tracks, defaults_for_artist
@@ -43,9 +55,6 @@ from consent.services import (
     new_request_id,
 )
 from consent.uses import USE_ORDER
-
-MAX_PAGE_SIZE = 200
-DEFAULT_PAGE_SIZE = 50
 
 router = Router(tags=["artists"], auth=[personal_token_auth, django_auth])
 
@@ -86,8 +95,12 @@ class TrackListOut(Schema):
     previous_cursor: str | None
 
 
-class ConsentIn(Schema):
-    state: Literal["granted", "denied", "default"]
+class ConsentIn(BaseModel):
+    # A plain pydantic model: ninja's Schema reads attributes of any object,
+    # so a JSON list or string would pass as "an object without state".
+    state: StateName = Field(
+        description="granted, denied, or default (follow your default for the use)"
+    )
 
 
 class ConsentOut(Schema):
@@ -145,64 +158,62 @@ def _form_error(form: TrackListForm) -> str:
     return "Invalid query: " + "; ".join(parts)
 
 
-def _page_size(limit: str) -> int | None:
-    if not limit:
-        return DEFAULT_PAGE_SIZE
-    # ASCII digits only: "²".isdigit() is true but int("²") fails, and
-    # int("٣") is 3; a limit is typed, never an Arabic or superscript digit.
-    if not (limit.isascii() and limit.isdigit() and len(limit) <= 3):
-        return None
-    if not 1 <= int(limit) <= MAX_PAGE_SIZE:
-        return None
-    return int(limit)
+_AUTH_ERRORS = {401: ErrorOut, 403: ErrorOut}
 
 
 @router.get(
     "/me/tracks",
-    response={200: TrackListOut, 400: ErrorOut},
+    response={200: TrackListOut, 400: ErrorOut, **_AUTH_ERRORS},
     summary="Your tracks with their consent, page by page",
 )
 def my_tracks(
     request: HttpRequest,
-    q: str = "",
-    license: str = "",
-    sort: str = "",
-    use: str = "",
-    state: str = "",
-    eligible: str = "",
-    cursor: str = "",
-    limit: str = "",
+    # A parameter left out takes its default (None: any); the types are not
+    # Optional, so that the schema offers no null (a default is not checked).
+    q: Annotated[
+        str, Query(max_length=MAX_QUERY, description="title or ISRC to look for")
+    ] = "",
+    license: Annotated[LicenseName, Query(None)] = None,
+    sort: Annotated[SortKey, Query(DEFAULT_SORT)] = DEFAULT_SORT,
+    use: Annotated[UseSlug, Query(None)] = None,
+    state: Annotated[
+        StateName, Query(None, description="your answer for `use` (with use)")
+    ] = None,
+    eligible: Annotated[
+        Eligibility,
+        Query(None, description="eligible for `use` (any use without it)"),
+    ] = None,
+    cursor: Annotated[
+        str, Query(max_length=MAX_CURSOR, description="next_cursor or previous_cursor")
+    ] = "",
+    limit: Annotated[
+        int, Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    ] = DEFAULT_PAGE_SIZE,
 ):
     """The same list and filters as /tracks/: ``q`` (title or ISRC),
-    ``license`` (independent, label), ``sort`` (-uploaded, uploaded, title,
-    -title, -changed, changed), ``use`` with ``state`` (granted, denied,
-    default) and/or ``eligible`` (yes, no). Pass ``next_cursor`` back as
-    ``cursor`` for the next page; ``limit`` is 1 to 200 (default 50)."""
+    ``license``, ``sort``, ``use`` with ``state`` and/or ``eligible``. Pass
+    ``next_cursor`` back as ``cursor`` for the next page; ``limit`` is 1 to
+    200 (default 50). A value outside its list (an empty one too) is a 400
+    that names it."""
     form = TrackListForm(
         {
             "q": q,
-            "license": license,
+            "license": license or "",
             "sort": sort,
-            "use": use,
-            "state": state,
-            "eligible": eligible,
+            "use": use or "",
+            "state": state or "",
+            "eligible": eligible or "",
             "cursor": cursor,
         }
     )
     if not form.is_valid():
         return Status(400, {"detail": _form_error(form)})
-    page_size = _page_size(limit)
-    if page_size is None:
-        return Status(
-            400,
-            {"detail": f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}."},
-        )
     user = request.auth
     page = track_page_for_owner(
         owner=user,
         filters=form.filters(),
         cursor=form.cleaned_data["cursor"],
-        page_size=page_size,
+        page_size=limit,
         extra=form.consent_filters().as_q(),
     )
     policy = policy_current()
@@ -241,13 +252,6 @@ def my_tracks(
             "previous_cursor": page.previous_cursor,
         },
     )
-
-
-_IF_MATCH = re.compile(r'^(?:"(\d{1,10})"|(\d{1,10}))$')
-_CONSENT_BODY = {
-    "required": True,
-    "content": {"application/json": {"schema": ConsentIn.model_json_schema()}},
-}
 
 
 def _error(status: int, detail: str, **extra) -> JsonResponse:
@@ -300,38 +304,12 @@ def _consent_write(
     ).model_dump(mode="json")
 
 
-class _BadRequest(Exception):
-    """What is wrong with a request, answered as a 400 with this detail."""
-
-
-def _consent_body(request: HttpRequest, use: str) -> tuple[dict, str]:
-    """The parsed body and the state it asks for (checked before the track is
-    looked up: a bad request is a 400 whoever's track it names)."""
-    if use not in USE_ORDER:
-        raise _BadRequest(f"“{use}” is not a use. Uses: {', '.join(USE_ORDER)}.")
-    try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise _BadRequest('The body is not JSON. Send {"state": "granted"}.') from None
-    state = body.get("state") if isinstance(body, dict) else None
-    if state not in State.values:
-        raise _BadRequest(
-            'Send {"state": …} with granted, denied or default '
-            f"(got {json.dumps(state)[:60]})."
-        )
-    return body, state
-
-
 def _expected_version(if_match: str | None) -> int | None:
-    """The consent version ``If-Match`` names (None: unconditional)."""
+    """The consent version ``If-Match`` names (None: unconditional); its form
+    was checked against ``IfMatch``."""
     if if_match is None or if_match.strip() == "*":
         return None
-    match = _IF_MATCH.match(if_match.strip())
-    if match is None:
-        raise _BadRequest(
-            'If-Match must be the track\'s consent version as its ETag, e.g. "3".'
-        )
-    return int(match.group(1) or match.group(2))
+    return int(if_match.strip().strip('"'))
 
 
 @router.put(
@@ -343,34 +321,42 @@ def _expected_version(if_match: str | None) -> int | None:
         409: LockedOut,
         412: ErrorOut,
         422: ErrorOut,
+        **_AUTH_ERRORS,
     },
     summary="Grant, deny or reset one use of one of your tracks",
-    openapi_extra={"requestBody": _CONSENT_BODY},
 )
 def set_consent(
     request: HttpRequest,
-    public_id: str,
-    use: str,
-    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    public_id: Annotated[PublicId, Path(description="the track's public id")],
+    use: Annotated[UseSlug, Path()],
+    payload: ConsentIn,
+    # Absent headers are None (a default is not validated); not Optional, so
+    # that the schema offers no null to send.
+    if_match: Annotated[
+        IfMatch,
+        Header(
+            None, alias="If-Match", description='the consent version, e.g. "3", or *'
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        IdempotencyKey,
+        Header(None, alias="Idempotency-Key", description="1 to 255 printable ASCII"),
+    ] = None,
 ):
     """Body: ``{"state": "granted" | "denied" | "default"}`` (``default``
     follows your default for the use). Answers with the use's consent, the
     track's ``consent_version`` and ``ETag: "<consent_version>"``.
 
     ``If-Match: "<consent_version>"`` makes the change conditional: 412 when
-    the track changed meanwhile. ``Idempotency-Key`` (1 to 255 characters)
-    makes a retry safe: the same key and request within 24 hours get the
-    first answer again (``Idempotent-Replayed: true``) and write nothing; the
-    same key with another request is a 422. A use the policy locks is a 409
-    with the reason; nothing is written on any error."""
-    try:
-        body, state = _consent_body(request, use)
-        if_version = _expected_version(if_match)
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-            raise _BadRequest("Idempotency-Key must be 1 to 255 characters.")
-    except _BadRequest as error:
-        return _error(400, str(error))
+    the track changed meanwhile. ``Idempotency-Key`` (1 to 255 printable
+    ASCII characters) makes a retry safe: the same key and request within 24
+    hours get the first answer again (``Idempotent-Replayed: true``) and write
+    nothing; the same key with another request is a 422. A use the policy
+    locks is a 409 with the reason; a request that does not fit this schema is
+    a 400 (checked before the track is looked up); nothing is written on any
+    error."""
+    state = payload.state
+    if_version = _expected_version(if_match)
     user = request.auth
     try:
         track = track_for_owner(owner=user, public_id=public_id)
@@ -394,7 +380,7 @@ def set_consent(
                 user=user,
                 key=idempotency_key,
                 fingerprint=request_fingerprint(
-                    method=request.method, path=request.path, body=body
+                    method=request.method, path=request.path, body={"state": state}
                 ),
                 run=run,
             )

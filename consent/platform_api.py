@@ -65,12 +65,40 @@ class ErrorOut(Schema):
 
 router = Router(tags=["catalogue"])
 
+# The body is the file itself, read as a stream (not JSON, so ninja does not
+# parse it): described here so that the schema and its fuzzing reach it.
+_EXAMPLE_CSV = (
+    "isrc,title,artist_email,license_class,label,duration_ms\n"
+    "US-RC1-76-07839,Night Drive,artist@example.com,independent,,215000\n"
+    "GBA1B2400001,Harbour Lights,signed@example.com,label,Northern Records,183000\n"
+)
+_EXAMPLE_NDJSON = (
+    '{"isrc": "US-RC1-76-07839", "title": "Night Drive", '
+    '"artist_email": "artist@example.com", "license_class": "independent", '
+    '"label": null, "duration_ms": 215000}\n'
+)
+_IMPORT_BODY = {
+    "required": True,
+    "description": "The catalogue file, UTF-8: CSV with a header row, or JSON "
+    "Lines (one object per line), with the columns isrc, title, artist_email, "
+    "license_class (independent or label), label (for label) and duration_ms "
+    "(optional).",
+    "content": {
+        "text/csv": {"schema": {"type": "string"}, "example": _EXAMPLE_CSV},
+        "application/x-ndjson": {
+            "schema": {"type": "string"},
+            "example": _EXAMPLE_NDJSON,
+        },
+    },
+}
+
 
 @router.post(
     "/catalog/imports",
     auth=PlatformToken(),
-    response={200: ImportReportOut, 400: ErrorOut},
+    response={200: ImportReportOut, 400: ErrorOut, 401: ErrorOut},
     summary="Import tracks (CSV or JSON Lines body), upserting by ISRC",
+    openapi_extra={"requestBody": _IMPORT_BODY},
 )
 def import_tracks(request: HttpRequest):
     """Send the file as the request body with ``Content-Type: text/csv`` or

@@ -86,3 +86,46 @@ def fresh_counts() -> dict[tuple[int, str], int]:
         .order_by()
         .annotate(n=Count("id"))
     }
+
+
+# MPEG-1 layer III, 128 kbit/s, 44.1 kHz, stereo, no CRC: 1,152 samples in
+# 417 bytes (144 × 128,000 / 44,100), the Xing header 36 bytes in.
+_MP3_FRAME_HEADER = bytes.fromhex("FFFB9000")
+MP3_FRAME_BYTES = 417
+MP3_FRAME_SECONDS = 1152 / 44100
+
+
+def mp3_bytes(*, declared_frames: int, frames: int = 1) -> bytes:
+    """An MP3 of ``frames`` frames (all zero audio data) whose first frame
+    carries a Xing header saying the file has ``declared_frames`` frames:
+    mutagen reads the length from that count, as players do."""
+    xing = b"Xing" + struct.pack(">II", 0x1, declared_frames)  # flag: frames
+    first = _MP3_FRAME_HEADER + bytes(32) + xing
+    first += bytes(MP3_FRAME_BYTES - len(first))
+    other = _MP3_FRAME_HEADER + bytes(MP3_FRAME_BYTES - 4)
+    return first + other * (frames - 1)
+
+
+def wav_declaring(
+    *,
+    data_size: int,
+    data: bytes = bytes(16),
+    rate: int = 8000,
+    channels: int = 1,
+    sample_width: int = 1,
+) -> bytes:
+    """A PCM WAV built by hand whose data chunk says it holds ``data_size``
+    bytes while the file carries only ``data``."""
+    block_align = channels * sample_width
+    fmt = struct.pack(
+        "<HHIIHH",
+        1,  # PCM
+        channels,
+        rate,
+        rate * block_align,  # byte rate
+        block_align,
+        sample_width * 8,
+    )
+    chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"data" + struct.pack("<I", data_size) + data
+    return b"RIFF" + struct.pack("<I", len(chunks)) + chunks

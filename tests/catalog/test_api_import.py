@@ -248,4 +248,27 @@ def test_the_endpoint_is_in_the_openapi_schema(client):
         "Import tracks (CSV or JSON Lines body), upserting by ISRC"
     )
     assert operation["security"] == [{"PlatformToken": []}]
-    assert set(operation["responses"]) == {"200", "400"}
+    assert set(operation["responses"]) == {"200", "400", "401"}
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"text/csv", "application/x-ndjson"}
+    assert {kind["schema"]["type"] for kind in body["content"].values()} == {"string"}
+
+
+@pytest.mark.parametrize("content_type", ["text/csv", "application/x-ndjson"])
+def test_the_schemas_example_bodies_import_cleanly(
+    client, invitation_queue, content_type
+):
+    # given the example the OpenAPI schema shows for this content type
+    schema = client.get("/api/v1/openapi.json").json()
+    content = schema["paths"][URL]["post"]["requestBody"]["content"]
+    example = content[content_type]["example"]
+
+    # when it is sent as it stands
+    response = _post(client, example, content_type=content_type)
+
+    # then every row of it is imported
+    report = response.json()
+    assert response.status_code == 200
+    assert (report["rejected"], report["errors"]) == (0, [])
+    assert report["created"] == Track.objects.count() >= 1

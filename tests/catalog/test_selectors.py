@@ -235,6 +235,8 @@ def _cursor(payload) -> str:
         (_cursor(["sideways", "x", 1]), "title"),
         (_cursor(["next", "x", "1"]), "title"),
         (_cursor(["next", 5, 1]), "title"),
+        (_cursor(["next", "a\u0000b", 1]), "title"),
+        (_cursor(["next", "\ud800", 1]), "title"),
         (_cursor(["next", "not a date", 1]), "uploaded_at"),
         (_cursor(["next", 5, 1]), "uploaded_at"),
         (_cursor(["next", "2025-13-45T00:00:00+00:00", 1]), "uploaded_at"),

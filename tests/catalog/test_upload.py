@@ -9,7 +9,14 @@ from mutagen.wave import WAVE
 from catalog.audio import AudioInfo
 from catalog.models import ArtistCatalogStats, Track
 from catalog.services import tracks_upload
-from tests.catalog.helpers import flac_bytes, kept_counts, media_files, wav_bytes
+from tests.catalog.helpers import (
+    flac_bytes,
+    kept_counts,
+    media_files,
+    mp3_bytes,
+    wav_bytes,
+    wav_declaring,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -218,6 +225,51 @@ def test_a_file_that_is_not_audio_is_refused_and_nothing_stored(
 ):
     response = client.post(UPLOAD, {"files": _file(name, content)})
 
+    assert response.status_code == 400
+    assert NOTHING_UPLOADED in response.text
+    assert f"<li>{message}</li>" in response.text
+    _assert_nothing_new_stored(user, media_root, earlier_upload)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        (
+            "endless.mp3",
+            mp3_bytes(declared_frames=0xFFFFFFFF),
+            "“endless.mp3” says it lasts 31,165 hours but holds only 417 bytes "
+            "of audio; the file is damaged or its header is wrong.",
+        ),
+        (
+            "long.wav",
+            wav_declaring(data_size=0xFFFFFFF0, rate=1),
+            "“long.wav” says it lasts 1,193,046 hours but holds only 60 bytes "
+            "of audio; the file is damaged or its header is wrong.",
+        ),
+        (
+            "149_hours.wav",
+            wav_declaring(data_size=0xFFFFFFF0, rate=8000),
+            "“149_hours.wav” says it lasts 149 hours but holds only 60 bytes "
+            "of audio; the file is damaged or its header is wrong.",
+        ),
+        (
+            "marathon.flac",
+            flac_bytes(seconds=25 * 3600),
+            "“marathon.flac” says it lasts 25 hours; the longest track we "
+            "accept lasts 24 hours.",
+        ),
+    ],
+    ids=["mp3-xing-0xffffffff", "wav-past-int32-ms", "wav-149-hours", "flac-25h"],
+)
+def test_a_file_whose_header_declares_an_impossible_length_is_refused(
+    client, user, media_root, earlier_upload, name, content, message
+):
+    # given a file whose header claims more audio than it holds (before, the
+    # first two were a 500 from the model's validation and the third a track)
+    # when the artist uploads it
+    response = client.post(UPLOAD, {"files": _file(name, content)})
+
+    # then the form says why, and nothing is stored
     assert response.status_code == 400
     assert NOTHING_UPLOADED in response.text
     assert f"<li>{message}</li>" in response.text

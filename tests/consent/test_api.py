@@ -12,12 +12,14 @@ from django.utils import timezone
 
 from accounts.services import token_create
 from catalog.models import Track
+from catalog.selectors import SORT_LABELS
 from consent.idempotency import idempotency_records_purge
 from consent.models import (
     IdempotencyRecord,
     LedgerEntry,
     Receipt,
     Source,
+    State,
     TrackConsent,
 )
 from consent.services import (
@@ -281,38 +283,29 @@ def test_the_list_has_the_filters_of_the_web_list(api, three_tracks, query, expe
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        (
-            {"license": "bogus"},
-            "license: Select a valid choice. bogus is not one of the available "
-            "choices.",
-        ),
+        ({"license": "bogus"}, "license: “bogus” is not one of independent, label."),
         (
             {"sort": "newest"},
-            "sort: Select a valid choice. newest is not one of the available choices.",
+            "sort: “newest” is not one of -uploaded, uploaded, title, -title, "
+            "-changed, changed.",
         ),
         (
             {"use": "ai-music"},
-            "use: Select a valid choice. ai-music is not one of the available choices.",
+            "use: “ai-music” is not one of genai-training, ai-training, "
+            "ai-inference, data-mining.",
         ),
         (
             {"use": GENAI, "state": "maybe"},
-            "state: Select a valid choice. maybe is not one of the available choices.",
+            "state: “maybe” is not one of granted, denied, default.",
         ),
         ({"state": "granted"}, "state: Choose the use this answer is about."),
-        (
-            {"eligible": "perhaps"},
-            "eligible: Select a valid choice. perhaps is not one of the available "
-            "choices.",
-        ),
+        ({"eligible": "perhaps"}, "eligible: “perhaps” is not one of yes, no."),
         (
             {"cursor": "garbage"},
             "cursor: not a cursor this list gave out (send next_cursor or "
             "previous_cursor back unchanged, with the same sort)",
         ),
-        (
-            {"q": "x" * 201},
-            "q: Ensure this value has at most 200 characters (it has 201).",
-        ),
+        ({"q": "x" * 201}, "q: must have at most 200 characters (it has 201)."),
     ],
     ids=["license", "sort", "use", "state", "state-no-use", "eligible", "cursor", "q"],
 )
@@ -355,15 +348,75 @@ def test_a_hostile_cursor_is_a_400_never_a_500(api, artist, sort, position):
     }
 
 
-@pytest.mark.parametrize(
-    "limit",
-    ["0", "201", "-1", "ten", "1.5", "²", "٣", "１０", "9" * 5000, " 5", "5\n"],
-)
-def test_a_bad_limit_is_a_400(api, limit):
+@pytest.mark.parametrize("limit", ["٣", "１０", "9" * 5000])
+def test_a_limit_in_other_digits_is_a_400(api, limit):
     response = api.get(LIST_URL, {"limit": limit})
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "limit must be a whole number from 1 to 200."}
+    assert response.json()["detail"].startswith("Invalid query: limit: ")
+
+
+@pytest.mark.parametrize("title", ["a\u0000b", "\ud800"], ids=["nul", "surrogate"])
+def test_a_cursor_spelling_text_no_title_holds_is_a_400(api, artist, title):
+    # given a well-formed cursor of the title sort whose position is a NUL or
+    # a lone surrogate (a 500 from the database before)
+    _track(artist)
+    position = json.dumps(["next", title, 1, "title"]).encode()
+    cursor = base64.urlsafe_b64encode(position).decode().rstrip("=")
+
+    response = api.get(LIST_URL, {"sort": "title", "cursor": cursor})
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Invalid query: cursor: not a cursor")
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("0", "must be at least 1 (got “0”)"),
+        ("201", "must be at most 200 (got “201”)"),
+        ("-1", "must be at least 1 (got “-1”)"),
+        ("ten", "“ten” is not a whole number"),
+        ("1.5", "“1.5” is not a whole number"),
+        ("²", "“²” is not a whole number"),
+    ],
+)
+def test_a_bad_limit_is_a_400(api, limit, message):
+    response = api.get(LIST_URL, {"limit": limit})
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"Invalid query: limit: {message}."}
+
+
+def test_several_bad_parameters_are_named_in_one_answer(api):
+    response = api.get(LIST_URL, {"limit": "0", "use": "x", "q": "q" * 201})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "Invalid query: q: must have at most 200 characters (it has "
+        "201); use: “x” is not one of genai-training, ai-training, "
+        "ai-inference, data-mining; limit: must be at least 1 (got “0”)."
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "use",
+            "“” is not one of genai-training, ai-training, ai-inference, data-mining",
+        ),
+        ("limit", "“” is not a whole number"),
+    ],
+)
+def test_an_empty_value_is_not_a_value(api, artist, name, message):
+    # given an empty filter (the schema lists the values; "" is not one)
+    _track(artist)
+
+    response = api.get(LIST_URL, {name: ""})
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": f"Invalid query: {name}: {message}."}
 
 
 def test_limit_200_is_allowed(api, artist):
@@ -562,31 +615,29 @@ def test_put_works_with_the_session_and_its_csrf_token(artist):
         (
             "ai-music",
             '{"state": "granted"}',
-            "“ai-music” is not a use. Uses: genai-training, ai-training, "
-            "ai-inference, data-mining.",
+            "Invalid path: use: “ai-music” is not one of genai-training, "
+            "ai-training, ai-inference, data-mining.",
         ),
         (
             GENAI,
             '{"state": "maybe"}',
-            'Send {"state": …} with granted, denied or default (got "maybe").',
+            "Invalid body: state: “maybe” is not one of granted, denied, default.",
         ),
         (
             GENAI,
             '{"state": 1}',
-            'Send {"state": …} with granted, denied or default (got 1).',
+            "Invalid body: state: 1 is not one of granted, denied, default.",
         ),
-        (
-            GENAI,
-            '{"decision": "granted"}',
-            'Send {"state": …} with granted, denied or default (got null).',
-        ),
+        (GENAI, '{"decision": "granted"}', "Invalid body: state: is required."),
         (
             GENAI,
             '["granted"]',
-            'Send {"state": …} with granted, denied or default (got null).',
+            'Invalid body: must be a JSON object (got ["granted"]).',
         ),
-        (GENAI, "state=granted", 'The body is not JSON. Send {"state": "granted"}.'),
-        (GENAI, "", 'Send {"state": …} with granted, denied or default (got null).'),
+        (GENAI, "state=granted", "Cannot parse request body"),
+        (GENAI, "", "Invalid body: nothing was sent."),
+        # the input gate answers before the API parses it
+        (GENAI, "[" * 100_000, "The JSON body is nested deeper than 32 levels."),
     ],
     ids=[
         "unknown-use",
@@ -596,6 +647,7 @@ def test_put_works_with_the_session_and_its_csrf_token(artist):
         "not-an-object",
         "not-json",
         "empty-body",
+        "nested-too-deep",
     ],
 )
 def test_a_bad_use_or_state_is_a_400_and_writes_nothing(api, artist, use, body, detail):
@@ -606,7 +658,7 @@ def test_a_bad_use_or_state_is_a_400_and_writes_nothing(api, artist, use, body, 
     response = _put(api, track, use=use, body=body, **{"Idempotency-Key": "k1"})
 
     assert response.status_code == 400
-    assert response.json() == {"detail": detail}
+    assert response.json()["detail"] == detail
     assert _written(track) == before
 
 
@@ -680,7 +732,8 @@ def test_a_malformed_if_match_is_a_400(api, artist, value):
 
     assert response.status_code == 400
     assert response.json() == {
-        "detail": 'If-Match must be the track\'s consent version as its ETag, e.g. "3".'
+        "detail": "Invalid header: If-Match: must be the track's consent version "
+        'as its ETag, e.g. "3".'
     }
     assert _written(track) == before
 
@@ -858,7 +911,7 @@ def test_a_rejected_request_stores_no_answer(api, artist):
     assert LedgerEntry.objects.count() == 1
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256])
+@pytest.mark.parametrize("key", ["", "k" * 256, "clé"], ids=["empty", "256", "latin-1"])
 def test_a_bad_idempotency_key_is_a_400(api, artist, key):
     track = _track(artist)
     before = _written(track)
@@ -866,7 +919,10 @@ def test_a_bad_idempotency_key_is_a_400(api, artist, key):
     response = _put(api, track, "granted", **{"Idempotency-Key": key})
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "Idempotency-Key must be 1 to 255 characters."}
+    assert response.json() == {
+        "detail": "Invalid header: Idempotency-Key: must be 1 to 255 printable "
+        "ASCII characters."
+    }
     assert _written(track) == before
 
 
@@ -880,21 +936,49 @@ def test_a_key_of_255_characters_is_accepted(api, artist):
 # --- The schema ----------------------------------------------------------------------
 
 
-def test_the_openapi_schema_documents_the_artist_endpoints():
+def _param_schema(operation: dict, name: str) -> dict:
+    """A parameter's schema, its ``null`` alternative (an optional value) left
+    out."""
+    schema = next(p for p in operation["parameters"] if p["name"] == name)["schema"]
+    options = [o for o in schema.get("anyOf", [schema]) if o.get("type") != "null"]
+    assert len(options) == 1
+    return options[0]
+
+
+def test_the_openapi_schema_types_every_parameter_of_the_artist_endpoints():
     schema = Client().get("/api/v1/openapi.json").json()
 
     put = schema["paths"]["/api/v1/me/tracks/{public_id}/consent/{use}"]["put"]
-    assert {p["name"] for p in put["parameters"]} >= {
+    assert {p["name"] for p in put["parameters"]} == {
         "public_id",
         "use",
         "If-Match",
         "Idempotency-Key",
     }
+    assert _param_schema(put, "use")["enum"] == USE_ORDER
+    assert _param_schema(put, "public_id")["pattern"] == "^[A-Za-z0-9_-]{1,22}$"
+    assert _param_schema(put, "Idempotency-Key")["pattern"] == "^[ -~]{1,255}$"
+    assert _param_schema(put, "If-Match")["pattern"] == (
+        '^(\\*|"[0-9]{1,10}"|[0-9]{1,10})$'
+    )
     body = put["requestBody"]["content"]["application/json"]["schema"]
-    assert body["properties"]["state"]["enum"] == ["granted", "denied", "default"]
-    assert set(put["responses"]) >= {"200", "400", "404", "409", "412", "422"}
+    assert body == {"$ref": "#/components/schemas/ConsentIn"}
+    consent_in = schema["components"]["schemas"]["ConsentIn"]
+    assert consent_in["properties"]["state"]["enum"] == ["granted", "denied", "default"]
+    assert consent_in["required"] == ["state"]
+    assert set(put["responses"]) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "412",
+        "422",
+    }
+
     listing = schema["paths"]["/api/v1/me/tracks"]["get"]
-    assert {p["name"] for p in listing["parameters"]} >= {
+    assert [p["name"] for p in listing["parameters"]] == [
         "q",
         "license",
         "sort",
@@ -903,5 +987,15 @@ def test_the_openapi_schema_documents_the_artist_endpoints():
         "eligible",
         "cursor",
         "limit",
-    }
-    assert len(USE_ORDER) == 4
+    ]
+    assert not any(p["required"] for p in listing["parameters"])
+    assert _param_schema(listing, "q")["maxLength"] == 200
+    assert _param_schema(listing, "license")["enum"] == ["independent", "label"]
+    assert _param_schema(listing, "sort")["enum"] == list(SORT_LABELS)
+    assert _param_schema(listing, "use")["enum"] == USE_ORDER
+    assert _param_schema(listing, "state")["enum"] == State.values
+    assert _param_schema(listing, "eligible")["enum"] == ["yes", "no"]
+    assert _param_schema(listing, "cursor")["maxLength"] == 400
+    limit = _param_schema(listing, "limit")
+    assert (limit["type"], limit["minimum"], limit["maximum"]) == ("integer", 1, 200)
+    assert set(listing["responses"]) == {"200", "400", "401", "403"}
