@@ -88,6 +88,27 @@ def _lock_for_set(
     return locked, (decision or "", bool(eligible)), default, rule, policy_number
 
 
+def switch_arguments(
+    *, track, owner, public_id, use, state, actor, source, request_id, if_version
+) -> dict:
+    """What either write path of ``consent_set`` takes: the change checked
+    (``ConsentError`` for an unknown use or state) and the state as a
+    decision."""
+    if use not in USE_ORDER:
+        raise ConsentError(f"“{use}” is not a use.")
+    return {
+        "track": track,
+        "owner": owner,
+        "public_id": public_id,
+        "use": use,
+        "new_decision": decision_of(state),
+        "actor": actor,
+        "source": source,
+        "request_id": request_id,
+        "if_version": if_version,
+    }
+
+
 def consent_set(
     *,
     track: Track | None = None,
@@ -112,19 +133,17 @@ def consent_set(
     locked in the same statement, and ``Track.DoesNotExist`` is raised when
     the owner has no such track (the switch of the list: one query fewer).
     """
-    if use not in USE_ORDER:
-        raise ConsentError(f"“{use}” is not a use.")
-    change = {
-        "track": track,
-        "owner": owner,
-        "public_id": public_id,
-        "use": use,
-        "new_decision": decision_of(state),
-        "actor": actor,
-        "source": source,
-        "request_id": request_id,
-        "if_version": if_version,
-    }
+    change = switch_arguments(
+        track=track,
+        owner=owner,
+        public_id=public_id,
+        use=use,
+        state=state,
+        actor=actor,
+        source=source,
+        request_id=request_id,
+        if_version=if_version,
+    )
     if connection.vendor == "postgresql":
         result = consent_switch(**change)  # one statement: atomic by itself
     else:

@@ -7,6 +7,15 @@ from django.db import connection
 from catalog.importer import CatalogRow
 from catalog.models import LicenseClass, Track
 from consent.services import catalog_import
+from consent.uses import Use
+
+# The four uses by short names, as the tests write them.
+GENAI, TRAINING, INFERENCE, MINING = (
+    Use.GENAI_TRAINING.value,
+    Use.AI_TRAINING.value,
+    Use.AI_INFERENCE.value,
+    Use.DATA_MINING.value,
+)
 
 
 def track_reclassify(track: Track, *, license_class: str, label: str = "") -> bool:

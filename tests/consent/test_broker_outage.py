@@ -25,16 +25,11 @@ from consent.models import BulkJob, LedgerEntry, PolicyVersion, Receipt, TrackCo
 from consent.policy import SHIPPED_RULES
 from consent.tasks import resume_bulk_jobs, resume_policy_runs, send_pending_receipts
 from tests.consent.brokers import broker_refusing, drain, private_broker
+from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-GENAI, TRAINING, INFERENCE, MINING = (
-    "genai-training",
-    "ai-training",
-    "ai-inference",
-    "data-mining",
-)
 # Two publish retries of 0 and 0.2 s (CELERY_TASK_PUBLISH_RETRY_POLICY), with
 # room for a busy test machine.
 QUICKLY = 5.0

@@ -23,16 +23,11 @@ from consent.services import (
     policy_apply,
     policy_publish,
 )
+from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
 from tests.factories import StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-GENAI, TRAINING, INFERENCE, MINING = (
-    "genai-training",
-    "ai-training",
-    "ai-inference",
-    "data-mining",
-)
 CLEAN_V1 = "checked 4 tracks (16 consent rows) against policy v1: no differences"
 
 

@@ -68,16 +68,10 @@ from consent.services.bulk import UNSTARTED_GRACE
 from consent.tasks import resume_bulk_jobs as resume_bulk_jobs_task
 from tests.catalog.helpers import wav_bytes
 from tests.consent.brokers import private_broker
+from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
 from tests.factories import TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-GENAI, TRAINING, INFERENCE, MINING = (
-    "genai-training",
-    "ai-training",
-    "ai-inference",
-    "data-mining",
-)
 
 
 class Crash(Exception):

@@ -37,17 +37,11 @@ from consent.services import (
     switch_postgres,
     trackconsent_create_missing,
 )
-from tests.consent.helpers import track_reclassify
+from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING, track_reclassify
 from tests.factories import LabelFactory, StaffFactory, TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-GENAI, TRAINING, INFERENCE, MINING = (
-    "genai-training",
-    "ai-training",
-    "ai-inference",
-    "data-mining",
-)
 USES = [GENAI, TRAINING, INFERENCE, MINING]
 
 

@@ -36,9 +36,9 @@ from consent.services import (
     policy_apply,
     policy_publish,
 )
-from consent.services.decisions import _consent_set_locked
+from consent.services.decisions import _consent_set_locked, switch_arguments
 from consent.services.switch_postgres import consent_switch
-from consent.services.writes import SetResult, decision_of
+from consent.services.writes import SetResult
 from tests.factories import StaffFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
@@ -180,17 +180,17 @@ def both_paths(
 ) -> Run:
     """Run both paths on one change (as ``consent_set`` gives it to them) and
     assert they did the same; return what they did."""
-    change = {
-        "track": track,
-        "owner": owner,
-        "public_id": public_id,
-        "use": use,
-        "new_decision": decision_of(state),
-        "actor": actor,
-        "source": source,
-        "request_id": request_id,
-        "if_version": if_version,
-    }
+    change = switch_arguments(
+        track=track,
+        owner=owner,
+        public_id=public_id,
+        use=use,
+        state=state,
+        actor=actor,
+        source=source,
+        request_id=request_id,
+        if_version=if_version,
+    )
     postgres = run(on_postgres, change)
     statements = run(in_statements, change)
     for table in sorted(set(postgres.written) | set(statements.written)):

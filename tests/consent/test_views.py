@@ -30,17 +30,12 @@ from consent.services import (
     consent_set,
     trackconsent_create_missing,
 )
+from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/tracks/"
-GENAI, TRAINING, INFERENCE, MINING = (
-    "genai-training",
-    "ai-training",
-    "ai-inference",
-    "data-mining",
-)
 USE_NAMES = {
     GENAI: "Generative AI training",
     TRAINING: "Other AI training",
