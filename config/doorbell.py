@@ -8,6 +8,7 @@ and left to the sweep; the request that committed answers as the commit did.
 """
 
 import logging
+import time
 
 from django.db import transaction
 
@@ -33,3 +34,24 @@ def ring(task, *args) -> bool:
 def ring_after_commit(task, *args) -> None:
     """Ring ``task(*args)`` once the current transaction commits."""
     transaction.on_commit(lambda: ring(task, *args))
+
+
+_last_rung: dict[str, float] = {}
+
+
+def ring_at_most_every(seconds: float, task, *args) -> bool:
+    """Ring ``task(*args)`` unless this process rang it less than ``seconds``
+    ago; returns whether it rang.
+
+    For doorbells whose task takes every pending row at once (receipts to
+    e-mail, changes to propagate): a burst costs one publish per interval,
+    not one per write. A write skipped here is seen by the task already on
+    its way if that task looks again for ``seconds`` after it runs dry (the
+    propagation doorbell does, for its latency), else by the beat sweep.
+    """
+    key = f"{getattr(task, 'name', task)}{args!r}"
+    now = time.monotonic()
+    if now - _last_rung.get(key, float("-inf")) < seconds:
+        return False
+    _last_rung[key] = now
+    return ring(task, *args)

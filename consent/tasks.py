@@ -115,3 +115,46 @@ def send_anchor_emails() -> None:
     from consent.services import anchor_emails_send_pending
 
     anchor_emails_send_pending()
+
+
+@shared_task(name="consent.propagate")
+def propagate() -> None:
+    """The propagation doorbell: fan out recorded changes and wake the
+    runner of every consumer with something due. Idempotent."""
+    from consent.propagation import propagation_run
+
+    propagation_run()
+
+
+@shared_task(name="consent.deliver")
+def deliver(consumer_id: int) -> None:
+    """Deliver what is due to one consumer (one runner per consumer at a
+    time; a second message for it returns at once). Idempotent."""
+    from consent.propagation import consumer_deliver
+
+    consumer_deliver(consumer_id=consumer_id)
+
+
+@shared_task(name="consent.sweep_propagation")
+def sweep_propagation() -> None:
+    """Beat, every few seconds: what a lost doorbell, a killed worker or an
+    emptied broker left behind, backfills and replays; safe to run twice."""
+    from consent.propagation import propagation_sweep
+
+    propagation_sweep()
+
+
+@shared_task(name="consent.reconcile_consumers")
+def reconcile_consumers() -> None:
+    """Beat, nightly: re-queue every track a consumer is behind on."""
+    from consent.propagation import consumers_reconcile
+
+    consumers_reconcile()
+
+
+@shared_task(name="consent.purge_delivery_attempts")
+def purge_delivery_attempts() -> None:
+    """Beat, daily: the delivery attempt log keeps 30 days."""
+    from consent.propagation import delivery_attempts_purge
+
+    delivery_attempts_purge()

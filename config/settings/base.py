@@ -348,7 +348,75 @@ REFRAIN_BULK_INLINE_LIMIT = env.int("REFRAIN_BULK_INLINE_LIMIT", default=500)
 REFRAIN_BULK_CHUNK_SIZE = env.int("REFRAIN_BULK_CHUNK_SIZE", default=2000)
 REFRAIN_BULK_LEASE_SECONDS = env.float("REFRAIN_BULK_LEASE_SECONDS", default=30.0)
 REFRAIN_BULK_MAX_ATTEMPTS = env.int("REFRAIN_BULK_MAX_ATTEMPTS", default=5)
+
+# --- Propagation -------------------------------------------------------------
+# Webhooks may reach loopback and private addresses only with this on (tests
+# and the embedded demo, whose receiver is served by the app itself).
+REFRAIN_WEBHOOK_ALLOW_PRIVATE = env.bool("REFRAIN_WEBHOOK_ALLOW_PRIVATE", default=False)
+REFRAIN_WEBHOOK_TIMEOUT_SECONDS = env.float(
+    "REFRAIN_WEBHOOK_TIMEOUT_SECONDS", default=15.0
+)
+# Seconds to wait after the 1st, 2nd, ... failure in a row (Standard Webhooks:
+# 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h), with +/-10 % jitter;
+# a row that fails once more is dead-lettered.
+REFRAIN_WEBHOOK_RETRY_SCHEDULE = [
+    float(seconds)
+    for seconds in env.list(
+        "REFRAIN_WEBHOOK_RETRY_SCHEDULE",
+        default=[
+            "5",
+            "300",
+            "1800",
+            "7200",
+            "18000",
+            "36000",
+            "50400",
+            "72000",
+            "86400",
+        ],
+    )
+]
+# A failing consumer is tried again at most this long after its last failure
+# (sooner per the schedule), longer only when it sends Retry-After.
+REFRAIN_WEBHOOK_PROBE_SECONDS = env.float(
+    "REFRAIN_WEBHOOK_PROBE_SECONDS", default=300.0
+)
+# Disabled (and policy admins e-mailed) after failing this many days straight.
+REFRAIN_WEBHOOK_DISABLE_AFTER_DAYS = env.int(
+    "REFRAIN_WEBHOOK_DISABLE_AFTER_DAYS", default=5
+)
+# A rotated secret keeps signing (both signatures sent) for this long.
+REFRAIN_WEBHOOK_SECRET_GRACE_HOURS = env.int(
+    "REFRAIN_WEBHOOK_SECRET_GRACE_HOURS", default=24
+)
+# Tracks per request, and how long a runner holds its claim (longer than the
+# timeout); a runner hands on after REFRAIN_DELIVERY_RUN_SECONDS.
+REFRAIN_DELIVERY_BATCH_SIZE = env.int("REFRAIN_DELIVERY_BATCH_SIZE", default=500)
+REFRAIN_DELIVERY_LEASE_SECONDS = env.float(
+    "REFRAIN_DELIVERY_LEASE_SECONDS", default=60.0
+)
+REFRAIN_DELIVERY_RUN_SECONDS = env.float("REFRAIN_DELIVERY_RUN_SECONDS", default=10.0)
+# One propagation doorbell per process per this many seconds at most.
+REFRAIN_PROPAGATION_DOORBELL_SECONDS = env.float(
+    "REFRAIN_PROPAGATION_DOORBELL_SECONDS", default=0.1
+)
+REFRAIN_PROPAGATION_SWEEP_SECONDS = env.float(
+    "REFRAIN_PROPAGATION_SWEEP_SECONDS", default=5.0
+)
+
 CELERY_BEAT_SCHEDULE = {
+    "sweep-propagation": {
+        "task": "consent.sweep_propagation",
+        "schedule": REFRAIN_PROPAGATION_SWEEP_SECONDS,
+    },
+    "reconcile-consumers": {
+        "task": "consent.reconcile_consumers",
+        "schedule": crontab(hour=2, minute=45),
+    },
+    "purge-delivery-attempts": {
+        "task": "consent.purge_delivery_attempts",
+        "schedule": crontab(hour=4, minute=35),
+    },
     "resume-bulk-jobs": {
         "task": "consent.resume_bulk_jobs",
         "schedule": 15.0,

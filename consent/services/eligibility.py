@@ -5,7 +5,7 @@ default, the policy), each change logged in the ledger."""
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -13,6 +13,7 @@ from catalog import services as catalog_services
 from catalog.models import Track
 from consent.models import ArtistDefault, Decision, Source, TrackConsent
 from consent.policy import is_eligible, policy_current
+from consent.propagation.outbox import propagation_record
 from consent.services.writes import (
     Change,
     defaults_for,
@@ -131,6 +132,7 @@ def trackconsent_create_missing(
         where = f"AND t.id IN ({', '.join(['%s'] * len(track_ids))})"
         params += list(track_ids)
     with transaction.atomic():
+        new_tracks = _tracks_missing_rows(track_ids)
         with connection.cursor() as cursor:
             cursor.execute(
                 f"WITH u(use) AS (VALUES {uses}) "  # noqa: S608 - model tables, placeholders; values are parameters
@@ -147,6 +149,9 @@ def trackconsent_create_missing(
             if created < 0:  # SQLite reports -1 for WITH … INSERT; ask it instead
                 cursor.execute("SELECT changes()")
                 created = cursor.fetchone()[0]
+        # Consumers hear of new tracks too (an opt-out rule makes them usable
+        # from the start): their version 0, or what the refresh below writes.
+        propagation_record(versions=new_tracks, now=now)
         # Rows that the rules make eligible from the start (opt-out, or a
         # default of yes) are corrected and logged, so the ledger explains them.
         candidates = tracks_that_may_start_eligible(track_ids)
@@ -158,6 +163,22 @@ def trackconsent_create_missing(
                 note="new track: the rules make it eligible",
             )
     return created
+
+
+def _tracks_missing_rows(track_ids: list[int] | None) -> dict[int, int]:
+    """Tracks (of these) without all their consent rows: id -> version."""
+    tracks = Track.objects.all()
+    if track_ids is not None:
+        tracks = tracks.filter(pk__in=track_ids)
+    complete = (
+        TrackConsent.objects.values("track_id")
+        .annotate(n=Count("id"))
+        .filter(n=len(USE_ORDER))
+        .values("track_id")
+    )
+    if track_ids is not None:
+        complete = complete.filter(track_id__in=track_ids)
+    return dict(tracks.exclude(pk__in=complete).values_list("pk", "consent_version"))
 
 
 def tracks_that_may_start_eligible(track_ids: list[int] | None) -> list[int]:

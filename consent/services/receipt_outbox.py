@@ -4,7 +4,6 @@ yet sent; a doorbell wakes a worker after commit, a beat sweep finds what a
 lost doorbell missed)."""
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import User
-from config.doorbell import ring
+from config.doorbell import ring_at_most_every
 from consent.models import LedgerEntry, Receipt
 from consent.policy import Policy, policy_current
 from consent.receipts import receipt_payload
@@ -57,9 +56,6 @@ def receipt_create(
     return receipt
 
 
-_last_doorbell = 0.0
-
-
 def ring_receipts_doorbell() -> None:
     """Wake a worker to e-mail pending receipts, at most once per
     ``REFRAIN_RECEIPT_DOORBELL_SECONDS`` per process.
@@ -68,12 +64,9 @@ def ring_receipts_doorbell() -> None:
     so a burst of switches costs one publish, not one each, and a message
     that is skipped or lost only delays the e-mail until the beat sweep.
     """
-    global _last_doorbell
-    now = time.monotonic()
-    if now - _last_doorbell < settings.REFRAIN_RECEIPT_DOORBELL_SECONDS:
-        return
-    _last_doorbell = now
-    ring(send_pending_receipts_task)
+    ring_at_most_every(
+        settings.REFRAIN_RECEIPT_DOORBELL_SECONDS, send_pending_receipts_task
+    )
 
 
 def receipts_send_pending(*, limit: int = 1000) -> int:

@@ -1,5 +1,5 @@
 """``consent_set`` on PostgreSQL: one call of the database function
-``consent_switch()``, whose source is ``consent/sql/consent_switch_v2.sql``
+``consent_switch()``, whose source is ``consent/sql/consent_switch_v3.sql``
 (``SWITCH_FUNCTION``; installed by migration ``consent/0013``).
 
 The busiest write of the product is one prepared statement: the function
@@ -39,6 +39,7 @@ from consent.ledger import (
 from consent.models import Decision, LedgerEntry, Receipt, Rule, Source
 from consent.policy import Policy, is_eligible
 from consent.prepared import prepared_cursor
+from consent.propagation.outbox import propagation_ring
 from consent.receipts import receipt_payload, receipt_times
 from consent.services.receipt_outbox import ring_receipts_doorbell
 from consent.services.writes import (
@@ -52,7 +53,7 @@ from consent.services.writes import (
 
 # The versioned file of the function whose slots these templates fill (the
 # last migration that installs one loads this file; tests compare the two).
-SWITCH_FUNCTION = "consent_switch_v2"
+SWITCH_FUNCTION = "consent_switch_v3"
 
 _SWITCH_SLOTS = (
     "consent_version",
@@ -220,7 +221,7 @@ def consent_switch(
     if_version,
 ) -> SetResult:  # fmt: skip
     """``consent_set`` on PostgreSQL: one call of ``consent_switch()``
-    (``consent/sql/consent_switch_v2.sql``), which locks, checks and writes
+    (``consent/sql/consent_switch_v3.sql``), which locks, checks and writes
     in one statement, so it is atomic by itself and costs one round trip (no
     BEGIN/COMMIT of its own outside a transaction). Whatever the lock reads
     (the artist above all: the track may have changed hands since ``track``
@@ -323,8 +324,7 @@ def consent_switch(
         ["id", "public_id", "artist_id", "created_at", "emailed_at"],
         [receipt_id, receipt_public_id, artist_id, now, None],
     )
-    if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
-        transaction.on_commit(ring_receipts_doorbell)
+    transaction.on_commit(_ring_doorbells)
     return SetResult(
         changed=True,
         consent_version=version,
@@ -336,3 +336,11 @@ def consent_switch(
         receipt=receipt,
         track=locked,
     )
+
+
+def _ring_doorbells() -> None:
+    """After the switch's commit (the function wrote the receipt and the
+    outbox row): one callback for both doorbells."""
+    if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
+        ring_receipts_doorbell()
+    propagation_ring()

@@ -11,6 +11,8 @@ transaction:
   hash-chained to the track's previous row, and bumps the track's
   ``consent_version`` (rows are written under the track's row lock, in
   primary-key order, so versions are contiguous);
+* every change records the track's new version in the propagation outbox
+  (``consent.propagation``), in the same transaction;
 * setting what is already there writes nothing.
 """
 
@@ -22,6 +24,7 @@ from datetime import datetime
 from django.db import connection
 
 from catalog.models import Track
+from consent.db import id_condition
 from consent.ledger import (
     GENESIS_HASH,
     LEDGER_COLUMNS,
@@ -37,6 +40,7 @@ from consent.models import (
     State,
     TrackConsent,
 )
+from consent.propagation.outbox import propagation_record
 
 
 class ConsentError(Exception):
@@ -94,14 +98,6 @@ class LockedTrack:
 class WriteResult:
     entries: list[LedgerEntry] = field(default_factory=list)
     versions: dict[int, int] = field(default_factory=dict)
-
-
-def id_condition(column: str, ids: list[int]) -> tuple[str, list]:
-    """``column = ANY(%s)`` with one array parameter on PostgreSQL (a short,
-    cacheable statement however many ids), ``IN (…)`` elsewhere."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [list(ids)]
-    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
 # PostgreSQL, READ COMMITTED: a ``SELECT … FOR UPDATE`` that waited for another
@@ -243,9 +239,11 @@ def write_changes(
         Track.objects.filter(pk=change.track_id).update(
             consent_version=result.versions[change.track_id], **touched
         )
-        return result
-    bulk_update_consents(changes, now)
-    bulk_update_versions(result.versions, now, touch=source != Source.POLICY)
+    else:
+        bulk_update_consents(changes, now)
+        bulk_update_versions(result.versions, now, touch=source != Source.POLICY)
+    # Every consumer hears of it: one outbox row per track, same transaction.
+    propagation_record(versions=result.versions, now=now)
     return result
 
 

@@ -1,4 +1,5 @@
-"""Consent: decisions, defaults, the policy, stored eligibility, the ledger, receipts.
+"""Consent's core tables: decisions, defaults, the policy, stored eligibility,
+the ledger, receipts, background jobs and check results.
 
 Tables and constraints only; every write is in ``consent.services``.
 """
@@ -12,6 +13,24 @@ from django.utils import timezone
 
 from catalog.models import LicenseClass, Track
 from consent.uses import Use
+
+__all__ = [
+    "Decision",
+    "State",
+    "Rule",
+    "Source",
+    "PolicyVersion",
+    "PolicyRule",
+    "PolicyNotice",
+    "ArtistDefault",
+    "TrackConsent",
+    "LedgerEntry",
+    "Receipt",
+    "BulkJob",
+    "IdempotencyRecord",
+    "CheckRun",
+    "LedgerAnchor",
+]
 
 
 class Decision(models.TextChoices):

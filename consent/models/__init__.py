@@ -1,0 +1,14 @@
+"""Consent's tables, by concern: the core (decisions, policy, eligibility,
+ledger, receipts, jobs and checks) and propagation (consumers, their sync
+state, the change outbox, delivery attempts, the training-data registry).
+
+Tables and constraints only; every write is in ``consent.services`` or
+``consent.propagation``.
+"""
+
+from consent.models.core import *  # noqa: F403
+from consent.models.core import __all__ as _core
+from consent.models.propagation import *  # noqa: F403
+from consent.models.propagation import __all__ as _propagation
+
+__all__ = [*_core, *_propagation]
