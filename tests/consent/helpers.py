@@ -69,3 +69,18 @@ def append_only_triggers_off(*tables: str):
         yield cursor
         for _, create in triggers:
             cursor.execute(create)
+
+
+def registry_consumer():
+    """The built-in registry consumer (created by migration 0018; made again
+    here because transactional tests flush it)."""
+    from consent.models import Consumer
+
+    consumer, _ = Consumer.objects.get_or_create(
+        kind=Consumer.Kind.REGISTRY,
+        defaults={
+            "name": "Training-data registry",
+            "uses": ["genai-training", "ai-training", "ai-inference", "data-mining"],
+        },
+    )
+    return consumer

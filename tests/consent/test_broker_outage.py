@@ -20,12 +20,32 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.services import token_create
+from catalog.models import Track
 from consent.ledger import verify_chains
-from consent.models import BulkJob, LedgerEntry, PolicyVersion, Receipt, TrackConsent
+from consent.models import (
+    BulkJob,
+    LedgerEntry,
+    PolicyVersion,
+    Receipt,
+    RegistryEntry,
+    SyncState,
+    TrackConsent,
+)
 from consent.policy import SHIPPED_RULES
-from consent.tasks import resume_bulk_jobs, resume_policy_runs, send_pending_receipts
+from consent.tasks import (
+    resume_bulk_jobs,
+    resume_policy_runs,
+    send_pending_receipts,
+    sweep_propagation,
+)
 from tests.consent.brokers import broker_refusing, drain, private_broker
-from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
+from tests.consent.helpers import (
+    GENAI,
+    INFERENCE,
+    MINING,
+    TRAINING,
+    registry_consumer,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -62,6 +82,7 @@ def test_with_the_broker_down_writes_answer_as_committed_and_sweeps_converge(
     preview = staff.post("/audit/policy/", policy_form)
     previewed = preview.text.split('name="previewed" value="')[1].split('"')[0]
     receipts_before = Receipt.objects.count()
+    registry = registry_consumer()
     caplog.set_level(logging.WARNING, logger="refrain.doorbell")
 
     with broker_refusing():
@@ -171,6 +192,7 @@ def test_with_the_broker_down_writes_answer_as_committed_and_sweeps_converge(
     refused = [r for r in caplog.records if "left to the beat sweep" in r.message]
     assert sorted({r.args[0] for r in refused}) == [
         "consent.apply_policy",
+        "consent.propagate",
         "consent.run_bulk_change",
         "consent.send_pending_receipts",
     ]
@@ -185,14 +207,29 @@ def test_with_the_broker_down_writes_answer_as_committed_and_sweeps_converge(
         resume_policy_runs()
         resume_bulk_jobs()
         ran = drain()
+        # (the propagation sweep last: the policy run and the bulk job above
+        # recorded changes of their own)
+        sweep_propagation()
+        ran += drain()
 
     # then everything pending is finished: the policy applied, the job done,
-    # and every receipt e-mailed once
-    assert sorted(name for name, _ in ran) == [
+    # every receipt e-mailed once, and the registry told every change
+    assert sorted({name for name, _ in ran}) == [
         "consent.apply_policy",
+        "consent.deliver",
+        "consent.propagate",
         "consent.run_bulk_change",
         "consent.send_pending_receipts",
     ]
+    told = dict(
+        SyncState.objects.filter(consumer=registry).values_list(
+            "track_id", "delivered_version"
+        )
+    )
+    assert told == {t.pk: t.consent_version for t in Track.objects.all()}
+    assert sorted(
+        RegistryEntry.objects.values_list("track_id", "use", "eligible")
+    ) == sorted(TrackConsent.objects.values_list("track_id", "use", "eligible"))
     version.refresh_from_db()
     assert version.applied_at is not None
     background_job.refresh_from_db()

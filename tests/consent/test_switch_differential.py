@@ -53,6 +53,7 @@ CHANGE_WRITES = {
     "consent_ledgerentry",
     "consent_receipt",
     "consent_receipt_tracks",
+    "consent_propagationchange",
 }
 
 
