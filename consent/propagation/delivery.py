@@ -162,6 +162,9 @@ def _record_success(consumer: Consumer, claim: Claim, states: list[TrackState]):
     now = timezone.now()
     sent = {state.track_id: state.consent_version for state in states}
     mine = SyncState.objects.filter(consumer=consumer, track_id__in=claim.track_ids)
+    # Locked in track order first, the order the fan-out writes in: the two
+    # never wait on each other in a cycle.
+    list(mine.select_for_update().order_by("track_id").values_list("pk"))
     if sent:
         # Forward only, whoever holds the row now.
         mine.filter(track_id__in=list(sent)).update(

@@ -29,6 +29,7 @@ from consent.models import Consumer, DeliveryAttempt, LedgerEntry, SyncState
 from consent.propagation.consumers import consumer_disable
 from consent.propagation.outbox import propagation_fan_out, sync_upsert
 from consent.tasks import deliver as deliver_task
+from consent.tasks import propagate as propagate_task
 
 logger = logging.getLogger("refrain.propagation")
 
@@ -59,12 +60,17 @@ def propagation_run(*, linger: float | None = None) -> int:
     if linger is None:
         linger = settings.REFRAIN_PROPAGATION_DOORBELL_SECONDS * 1.5
     taken = 0
-    deadline = time.monotonic() + linger
+    started = time.monotonic()
+    deadline = started + linger
     while True:
         count = propagation_fan_out()
         taken += count
         if count:
             ring_due_consumers()
+            if time.monotonic() - started > settings.REFRAIN_DELIVERY_RUN_SECONDS:
+                # A steady stream: hand on rather than hold a worker for ever.
+                ring(propagate_task)
+                return taken
             continue
         if time.monotonic() >= deadline:
             return taken
