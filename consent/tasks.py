@@ -149,7 +149,7 @@ def reconcile_consumers() -> None:
     """Beat, nightly: re-queue every track a consumer is behind on."""
     from consent.propagation import consumers_reconcile
 
-    consumers_reconcile()
+    consumers_reconcile(triggered_by="beat")
 
 
 @shared_task(name="consent.purge_delivery_attempts")

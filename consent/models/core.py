@@ -431,6 +431,7 @@ class CheckRun(models.Model):
     class Kind(models.TextChoices):
         CONSENT = "consent", "Stored consent against the rules"
         LEDGER = "ledger", "Ledger hash chains"
+        CONSUMERS = "consumers", "Consumers' delivered versions against the tracks"
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     started_at = models.DateTimeField(default=timezone.now)

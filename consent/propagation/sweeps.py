@@ -25,7 +25,13 @@ from django.utils import timezone
 from accounts.services import GROUP_POLICY_ADMINS
 from catalog.models import Track
 from config.doorbell import ring
-from consent.models import Consumer, DeliveryAttempt, LedgerEntry, SyncState
+from consent.models import (
+    CheckRun,
+    Consumer,
+    DeliveryAttempt,
+    LedgerEntry,
+    SyncState,
+)
 from consent.propagation.consumers import consumer_disable
 from consent.propagation.outbox import propagation_fan_out, sync_upsert
 from consent.tasks import deliver as deliver_task
@@ -188,15 +194,22 @@ def _behind(consumer_id: int, after: int, limit: int) -> list[tuple[int, int, in
         return cursor.fetchall()
 
 
-def consumers_reconcile(*, chunk: int = 20000) -> dict[int, int]:
+def consumers_reconcile(
+    *, chunk: int = 20000, triggered_by: str = "beat"
+) -> dict[int, int]:
     """Nightly: for each consumer, every track whose delivered version is
     behind the track's and that is not queued (or has no sync row at all) is
-    queued again; the count is kept on the consumer and returned per id.
+    queued again; the count is kept on the consumer and returned per id, and
+    the run is recorded as a ``CheckRun`` (kind ``consumers``).
 
     Walks the tracks by id in chunks (flat memory); the outbox is fanned out
     first, so changes merely on their way are not counted."""
+    run = CheckRun.objects.create(
+        kind=CheckRun.Kind.CONSUMERS, triggered_by=triggered_by[:254]
+    )
     propagation_run(linger=0)
     found: dict[int, int] = {}
+    checked = 0
     for consumer in Consumer.objects.order_by("pk"):
         requeued, after = 0, 0
         limit = consumer.backfill_after  # a backfill in progress covers the rest
@@ -204,6 +217,7 @@ def consumers_reconcile(*, chunk: int = 20000) -> dict[int, int]:
             rows = _behind(consumer.pk, after, chunk)
             if not rows:
                 break
+            checked += len(rows)
             after = rows[-1][0]
             behind = [
                 (pk, version)
@@ -211,14 +225,7 @@ def consumers_reconcile(*, chunk: int = 20000) -> dict[int, int]:
                 if is_behind and (limit is None or pk <= limit)
             ]
             if behind:
-                now = timezone.now()
-                with transaction.atomic():
-                    sync_upsert(
-                        consumer_ids=[consumer.pk],
-                        tracks={pk: (version, now) for pk, version in behind},
-                        now=now,
-                        force=True,
-                    )
+                _requeue(consumer.pk, behind)
                 requeued += len(behind)
         Consumer.objects.filter(pk=consumer.pk).update(
             reconciled_at=timezone.now(), reconciled_requeued=requeued
@@ -230,9 +237,32 @@ def consumers_reconcile(*, chunk: int = 20000) -> dict[int, int]:
                 requeued,
                 consumer.pk,
             )
-    if any(found.values()):
+    problems = sum(found.values())
+    run.checked = checked
+    run.problems = run.repaired = problems
+    run.details = [
+        f"{name}: {found[pk]} tracks behind and not queued, queued again"
+        for pk, name in Consumer.objects.filter(pk__in=found).values_list("pk", "name")
+        if found[pk]
+    ]
+    run.finished_at = timezone.now()
+    run.save(
+        update_fields=["checked", "problems", "repaired", "details", "finished_at"]
+    )
+    if problems:
         ring_due_consumers()
     return found
+
+
+def _requeue(consumer_id: int, behind: list[tuple[int, int]]) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        sync_upsert(
+            consumer_ids=[consumer_id],
+            tracks={pk: (version, now) for pk, version in behind},
+            now=now,
+            force=True,
+        )
 
 
 def delivery_attempts_purge(*, days: int = 30) -> int:
