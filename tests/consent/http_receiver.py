@@ -8,6 +8,7 @@ headers), the last one repeated. Tests that send to it turn
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -38,6 +39,9 @@ class Receiver:
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called (in the server's thread) before each answer: what happens while
+    # a runner waits for it.
+    on_request: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -73,6 +77,8 @@ def _handler(receiver: Receiver):
                         body,
                     )
                 )
+            if receiver.on_request is not None:
+                receiver.on_request()
             status, headers = receiver.next_answer()
             self.send_response(status)
             for key, value in headers.items():
