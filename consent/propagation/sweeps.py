@@ -51,11 +51,12 @@ def ring_due_consumers() -> list[int]:
     return rung
 
 
-def propagation_run(*, linger: float | None = None) -> int:
+def propagation_run(*, linger: float | None = None, wake: bool = True) -> int:
     """Fan out every recorded change, waking the consumers' runners after each
-    batch, then keep looking for ``linger`` seconds (the doorbell's throttle)
-    so a change whose ring was skipped is not left to the sweep. Returns the
-    outbox rows taken."""
+    batch (unless ``wake`` is off: the caller wakes them once, after), then
+    keep looking for ``linger`` seconds (the doorbell's throttle) so a change
+    whose ring was skipped is not left to the sweep. Returns the outbox rows
+    taken."""
     if linger is None:
         linger = settings.REFRAIN_PROPAGATION_DOORBELL_SECONDS * 1.5
     taken = 0
@@ -64,7 +65,8 @@ def propagation_run(*, linger: float | None = None) -> int:
         count = propagation_fan_out()
         taken += count
         if count:
-            ring_due_consumers()
+            if wake:
+                ring_due_consumers()
             continue
         if time.monotonic() >= deadline:
             return taken
@@ -154,7 +156,9 @@ def propagation_sweep(*, backfill_seconds: float = 3.0) -> dict:
     due. Safe to run twice or beside the doorbell."""
     now = timezone.now()
     disabled = _disable_long_failing(now)
-    taken = propagation_run(linger=0)
+    # Runners are woken once, at the end (not also after the fan-out: one
+    # message per consumer per sweep).
+    taken = propagation_run(linger=0, wake=False)
     deadline = time.monotonic() + backfill_seconds
     for consumer_id in Consumer.objects.filter(
         backfill_after__isnull=False
@@ -189,7 +193,7 @@ def consumers_reconcile(*, chunk: int = 20000) -> dict[int, int]:
 
     Walks the tracks by id in chunks (flat memory); the outbox is fanned out
     first, so changes merely on their way are not counted."""
-    propagation_run(linger=0)
+    propagation_run(linger=0, wake=False)
     found: dict[int, int] = {}
     for consumer in Consumer.objects.order_by("pk"):
         requeued, after = 0, 0
@@ -224,8 +228,7 @@ def consumers_reconcile(*, chunk: int = 20000) -> dict[int, int]:
                 requeued,
                 consumer.pk,
             )
-    if any(found.values()):
-        ring_due_consumers()
+    ring_due_consumers()
     return found
 
 
