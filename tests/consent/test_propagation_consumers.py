@@ -55,7 +55,7 @@ def rejected(call, message: str) -> None:
     assert database_state() == before
 
 
-# --- create ----------------------------------------------------------------------------
+# --- create -----------------------------------------------------------------------
 
 
 def test_create_stores_an_active_webhook_and_returns_its_secret_once(policy_admin):
@@ -126,7 +126,7 @@ def test_uses_parse_orders_and_dedupes():
     assert uses_parse([INFERENCE, " ai-training "]) == [TRAINING, INFERENCE]
 
 
-# --- the secret ----------------------------------------------------------------------------
+# --- the secret -------------------------------------------------------------------
 
 
 def test_rotate_keeps_the_previous_secret_for_the_grace_period(settings):
@@ -157,7 +157,7 @@ def test_the_registry_has_no_secret_to_rotate():
     )
 
 
-# --- pause, resume, disable ----------------------------------------------------------------
+# --- pause, resume, disable -------------------------------------------------------
 
 
 def test_pause_then_resume(
@@ -206,7 +206,7 @@ def test_disable_keeps_its_reason_and_resume_brings_it_back(task_queue):
     assert stored.status == Consumer.Status.ACTIVE
 
 
-# --- replay -----------------------------------------------------------------------------------
+# --- replay -----------------------------------------------------------------------
 
 
 def test_replay_starts_a_backfill_from_a_date(
@@ -249,7 +249,7 @@ def test_replay_from_a_future_date_is_rejected(task_queue):
     assert task_queue.of("sweep_propagation") == []
 
 
-# --- the test event --------------------------------------------------------------------------
+# --- the test event ---------------------------------------------------------------
 
 
 def test_send_test_signs_a_test_event_and_logs_it(receiver):

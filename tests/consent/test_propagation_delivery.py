@@ -279,7 +279,7 @@ def test_a_change_while_waiting_leaves_the_row_due_after_the_answer(
     assert state.lease_token == ""
 
 
-# --- failures ----------------------------------------------------------------------
+# --- failures ---------------------------------------------------------------------
 
 
 def test_failures_wait_per_the_schedule_then_dead_letter(receiver, make_track):
@@ -440,7 +440,7 @@ def test_an_unreachable_endpoint_is_a_failure_with_its_error(receiver, make_trac
     assert "NewConnectionError" in attempt.error
 
 
-# --- one runner, leases ---------------------------------------------------------------
+# --- one runner, leases -----------------------------------------------------------
 
 
 def test_a_second_runner_returns_at_once_while_the_turn_is_held(receiver, make_track):
@@ -502,7 +502,7 @@ def test_a_claimed_row_is_due_again_when_its_lease_ends(receiver, make_track, se
     assert state.lease_token == second.token
 
 
-# --- signatures --------------------------------------------------------------------
+# --- signatures -------------------------------------------------------------------
 
 
 def test_during_a_rotation_both_secrets_sign(receiver, make_track):
@@ -562,7 +562,7 @@ def test_a_tampered_body_does_not_verify(receiver, make_track):
         tampered.verify(consumer.secret)
 
 
-# --- the built-in registry ---------------------------------------------------------
+# --- the built-in registry --------------------------------------------------------
 
 
 def registry() -> Consumer:

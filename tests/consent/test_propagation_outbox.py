@@ -333,7 +333,7 @@ def test_a_licence_class_change_records_one_row(make_track):
     assert outbox() == [(track.pk, 4)]
 
 
-# --- the fan-out ---------------------------------------------------------------------
+# --- the fan-out ------------------------------------------------------------------
 
 
 def test_fan_out_takes_the_highest_version_per_track_and_makes_rows_due(make_track):
@@ -463,7 +463,7 @@ def test_a_deleted_tracks_row_is_dropped(make_track):
     assert outbox() == []
 
 
-# --- concurrent fan-outs on PostgreSQL ---------------------------------------------
+# --- concurrent fan-outs on PostgreSQL --------------------------------------------
 
 
 def _in_thread(work, errors: list) -> threading.Thread:

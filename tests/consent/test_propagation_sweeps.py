@@ -73,7 +73,7 @@ def due_tracks(consumer: Consumer) -> set[int]:
     )
 
 
-# --- the beat sweep ------------------------------------------------------------------
+# --- the beat sweep ---------------------------------------------------------------
 
 
 def test_the_sweep_fans_out_and_wakes_consumers_with_rows_due(task_queue, make_track):
@@ -214,7 +214,7 @@ def test_a_consumer_failing_for_days_is_disabled_and_admins_told_once(
     assert "https://long.example/hook" in message.body
 
 
-# --- the nightly reconciliation -------------------------------------------------------
+# --- the nightly reconciliation ---------------------------------------------------
 
 
 def test_reconcile_requeues_exactly_what_was_made_wrong(task_queue, make_tracks):
@@ -284,7 +284,7 @@ def test_reconcile_leaves_dead_letters_to_a_replay(make_tracks):
     assert SyncState.objects.get(consumer=consumer, track=track).dead_at is not None
 
 
-# --- the attempt log ---------------------------------------------------------------
+# --- the attempt log --------------------------------------------------------------
 
 
 def test_purge_deletes_attempts_older_than_30_days_only():
