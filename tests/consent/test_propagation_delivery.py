@@ -636,3 +636,42 @@ def test_a_track_deleted_after_its_claim_is_sent_as_nothing(receiver, make_track
     assert [t["track"] for t in request.tracks()] == [kept.public_id]
     assert row(consumer, kept).delivered_version == 0
     assert PropagationChange.objects.count() == 0
+
+
+def test_a_change_pending_for_weeks_is_delivered_and_logged(receiver, make_track):
+    # given a consumer paused for 30 days (longer than 2**31 ms) and resumed
+    consumer = partner(receiver)
+    track = make_track()
+    propagation_fan_out()
+    SyncState.objects.filter(consumer=consumer, track=track).update(
+        pending_since=timezone.now() - timedelta(days=30)
+    )
+
+    # when its runner delivers
+    assert consumer_deliver(consumer_id=consumer.pk) == 1
+
+    # then the row is delivered once and the attempt logged with the longest
+    # lag the log holds
+    assert len(receiver.received) == 1
+    assert row(consumer, track).delivered_version == 0
+    (attempt,) = DeliveryAttempt.objects.filter(consumer=consumer)
+    assert (attempt.outcome, attempt.lag_ms) == ("delivered", 2**31 - 1)
+
+
+def test_retry_after_as_a_date_is_honoured(receiver, make_track):
+    from email.utils import format_datetime
+
+    consumer = partner(receiver)
+    track = make_track()
+    propagation_fan_out()
+    until = timezone.now().replace(microsecond=0) + timedelta(minutes=10)
+    receiver.answer((503, {"Retry-After": format_datetime(until, usegmt=True)}))
+
+    consumer_deliver(consumer_id=consumer.pk)
+
+    state = row(consumer, track)
+    assert until - timedelta(seconds=2) <= state.next_attempt_at
+    assert state.next_attempt_at <= until + timedelta(seconds=1)
+    consumer.refresh_from_db()
+    assert until - timedelta(seconds=2) <= consumer.hold_until
+    assert consumer.hold_until <= until + timedelta(seconds=1)
