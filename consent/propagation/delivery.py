@@ -175,10 +175,14 @@ def _record_success(consumer: Consumer, claim: Claim, states: list[TrackState]):
                 ),
             )
         )
-    behind = Q(desired_version__gt=F("delivered_version"))
+    # Due again only if its track changed meanwhile. A claimed track that
+    # was not sent (no consent rows to tell of) is left to the nightly
+    # reconciliation rather than claimed again at once, which would spin.
+    behind = Q(desired_version__gt=F("delivered_version"), track_id__in=list(sent))
+    due = Case(When(behind, then=Value(now)), default=None) if sent else None
     mine.filter(lease_token=claim.token).update(
-        next_attempt_at=Case(When(behind, then=Value(now)), default=None),
-        pending_since=Case(When(behind, then=Value(now)), default=None),
+        next_attempt_at=due,
+        pending_since=due,
         attempts=0,
         last_error="",
         lease_token="",

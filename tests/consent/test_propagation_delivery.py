@@ -675,3 +675,33 @@ def test_retry_after_as_a_date_is_honoured(receiver, make_track):
     consumer.refresh_from_db()
     assert until - timedelta(seconds=2) <= consumer.hold_until
     assert consumer.hold_until <= until + timedelta(seconds=1)
+
+
+def test_a_track_with_nothing_to_tell_does_not_keep_the_runner_busy(
+    receiver, task_queue, settings
+):
+    # given a row due for a track without consent rows (nothing to send:
+    # a backfill or reconciliation can queue one)
+    from tests.factories import TrackFactory
+
+    settings.REFRAIN_DELIVERY_RUN_SECONDS = 1.0
+    consumer = partner(receiver)
+    track = TrackFactory()
+    SyncState.objects.create(
+        consumer=consumer,
+        track=track,
+        desired_version=0,
+        next_attempt_at=timezone.now(),
+        pending_since=timezone.now(),
+    )
+
+    # when its runner runs
+    consumer_deliver(consumer_id=consumer.pk)
+
+    # then nothing was sent, the row is no longer due (the nightly
+    # reconciliation looks at it again), and the runner did not ring itself
+    # to spin on it
+    assert receiver.received == []
+    state = row(consumer, track)
+    assert (state.next_attempt_at, state.delivered_version) == (None, -1)
+    assert task_queue.of("deliver") == []
