@@ -42,6 +42,8 @@ from consent.tasks import deliver as deliver_task
 
 logger = logging.getLogger("refrain.propagation")
 
+LAG_MS_MAX = 2**31 - 1  # DeliveryAttempt.lag_ms is a 32-bit integer
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -176,10 +178,14 @@ def _record_success(consumer: Consumer, claim: Claim, states: list[TrackState]):
                 ),
             )
         )
-    behind = Q(desired_version__gt=F("delivered_version"))
+    # Due again only if its track changed meanwhile. A claimed track that
+    # was not sent (no consent rows to tell of) is left to the nightly
+    # reconciliation rather than claimed again at once, which would spin.
+    behind = Q(desired_version__gt=F("delivered_version"), track_id__in=list(sent))
+    due = Case(When(behind, then=Value(now)), default=None) if sent else None
     mine.filter(lease_token=claim.token).update(
-        next_attempt_at=Case(When(behind, then=Value(now)), default=None),
-        pending_since=Case(When(behind, then=Value(now)), default=None),
+        next_attempt_at=due,
+        pending_since=due,
         attempts=0,
         last_error="",
         lease_token="",
@@ -265,10 +271,10 @@ def claim_deliver(*, consumer: Consumer, claim: Claim) -> bool:
             _record_success(consumer, claim, states)
             lag = None
             if claim.oldest_change is not None:
-                lag = max(
-                    0,
-                    int((timezone.now() - claim.oldest_change).total_seconds() * 1000),
-                )
+                waited = (timezone.now() - claim.oldest_change).total_seconds()
+                # Capped to the column's range: a consumer paused for weeks
+                # must not fail its own success record (24.8 days in ms).
+                lag = min(max(0, int(waited * 1000)), LAG_MS_MAX)
             _log_attempt(consumer, claim, sent, started_at, "delivered", lag)
         else:
             _record_failure(consumer, claim, sent)

@@ -58,11 +58,12 @@ def ring_due_consumers() -> list[int]:
     return rung
 
 
-def propagation_run(*, linger: float | None = None) -> int:
+def propagation_run(*, linger: float | None = None, wake: bool = True) -> int:
     """Fan out every recorded change, waking the consumers' runners after each
-    batch, then keep looking for ``linger`` seconds (the doorbell's throttle)
-    so a change whose ring was skipped is not left to the sweep. Returns the
-    outbox rows taken."""
+    batch (unless ``wake`` is off: the caller wakes them once, after), then
+    keep looking for ``linger`` seconds (the doorbell's throttle) so a change
+    whose ring was skipped is not left to the sweep. Returns the outbox rows
+    taken."""
     if linger is None:
         linger = settings.REFRAIN_PROPAGATION_DOORBELL_SECONDS * 1.5
     taken = 0
@@ -72,7 +73,8 @@ def propagation_run(*, linger: float | None = None) -> int:
         count = propagation_fan_out()
         taken += count
         if count:
-            ring_due_consumers()
+            if wake:
+                ring_due_consumers()
             if time.monotonic() - started > settings.REFRAIN_DELIVERY_RUN_SECONDS:
                 # A steady stream: hand on rather than hold a worker for ever.
                 ring(propagate_task)
@@ -166,7 +168,9 @@ def propagation_sweep(*, backfill_seconds: float = 3.0) -> dict:
     due. Safe to run twice or beside the doorbell."""
     now = timezone.now()
     disabled = _disable_long_failing(now)
-    taken = propagation_run(linger=0)
+    # Runners are woken once, at the end (not also after the fan-out: one
+    # message per consumer per sweep).
+    taken = propagation_run(linger=0, wake=False)
     deadline = time.monotonic() + backfill_seconds
     for consumer_id in Consumer.objects.filter(
         backfill_after__isnull=False
@@ -207,7 +211,7 @@ def consumers_reconcile(
     run = CheckRun.objects.create(
         kind=CheckRun.Kind.CONSUMERS, triggered_by=triggered_by[:254]
     )
-    propagation_run(linger=0)
+    propagation_run(linger=0, wake=False)
     found: dict[int, int] = {}
     checked = 0
     for consumer in Consumer.objects.order_by("pk"):
@@ -249,8 +253,7 @@ def consumers_reconcile(
     run.save(
         update_fields=["checked", "problems", "repaired", "details", "finished_at"]
     )
-    if problems:
-        ring_due_consumers()
+    ring_due_consumers()
     return found
 
 

@@ -29,6 +29,8 @@ class RefreshOutcome:
     tracks: int = 0
     changed_rows: int = 0
     artists: set[int] = field(default_factory=set)
+    # Tracks whose version moved (each recorded for propagation already).
+    changed_tracks: set[int] = field(default_factory=set)
 
 
 def eligibility_refresh(
@@ -106,6 +108,7 @@ def eligibility_refresh(
         )
     outcome.tracks = len(tracks)
     outcome.changed_rows = len(changes)
+    outcome.changed_tracks = {change.track_id for change in changes}
     return outcome
 
 
@@ -149,19 +152,26 @@ def trackconsent_create_missing(
             if created < 0:  # SQLite reports -1 for WITH … INSERT; ask it instead
                 cursor.execute("SELECT changes()")
                 created = cursor.fetchone()[0]
-        # Consumers hear of new tracks too (an opt-out rule makes them usable
-        # from the start): their version 0, or what the refresh below writes.
-        propagation_record(versions=new_tracks, now=now)
         # Rows that the rules make eligible from the start (opt-out, or a
         # default of yes) are corrected and logged, so the ledger explains them.
         candidates = tracks_that_may_start_eligible(track_ids)
+        refreshed: set[int] = set()
         for start in range(0, len(candidates), 2000):
-            eligibility_refresh(
+            refreshed |= eligibility_refresh(
                 track_ids=candidates[start : start + 2000],
                 source=source,
                 actor=None,
                 note="new track: the rules make it eligible",
-            )
+            ).changed_tracks
+        # Consumers hear of new tracks too (an opt-out rule makes them usable
+        # from the start), one outbox row each: the refresh recorded the
+        # version it wrote, the others are recorded at their version 0.
+        propagation_record(
+            versions={
+                pk: version for pk, version in new_tracks.items() if pk not in refreshed
+            },
+            now=now,
+        )
     return created
 
 

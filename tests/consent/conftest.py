@@ -19,7 +19,13 @@ CONSENT_TASKS = (
     "notify_policy_change",
     "run_bulk_change",
     "send_anchor_emails",
+    "propagate",
+    "deliver",
+    "sweep_propagation",
 )
+# Rung after nearly every consent commit: kept apart from ``sent`` so a test
+# about receipts or jobs compares only its own tasks.
+PROPAGATION_TASKS = frozenset({"propagate", "deliver", "sweep_propagation"})
 
 
 @pytest.fixture
@@ -53,23 +59,30 @@ class TaskQueue:
 
     With ``run_inline`` set, the task also runs at once in this process (its
     real body, as a worker would), which is how e-mails reach ``mail.outbox``.
+    The propagation doorbells go to ``doorbells`` instead of ``sent``.
     """
 
     def __init__(self, originals: dict):
         self.originals = originals
         self.sent: list[tuple[str, tuple]] = []
+        self.doorbells: list[tuple[str, tuple]] = []
         self.run_inline = False
 
     def names(self) -> list[str]:
         return [name for name, _ in self.sent]
 
     def of(self, name: str) -> list[tuple]:
-        return [args for sent_name, args in self.sent if sent_name == name]
+        return [
+            args
+            for sent_name, args in [*self.sent, *self.doorbells]
+            if sent_name == name
+        ]
 
 
 def _queued_delay(queue: TaskQueue, name: str):
     def delay(*args):
-        queue.sent.append((name, args))
+        kept = queue.doorbells if name in PROPAGATION_TASKS else queue.sent
+        kept.append((name, args))
         if queue.run_inline:
             queue.originals[name](*args)
 
@@ -77,9 +90,12 @@ def _queued_delay(queue: TaskQueue, name: str):
 
 
 @pytest.fixture
-def task_queue(monkeypatch) -> TaskQueue:
+def task_queue(monkeypatch, settings) -> TaskQueue:
     """Patches each consent task's ``delay`` (the services hold the task
-    objects themselves, imported as ``<name>_task``)."""
+    objects themselves, imported as ``<name>_task``). The propagation
+    doorbell is not throttled here, so every commit that records a change
+    rings it (the throttle is per process and would depend on timing)."""
+    settings.REFRAIN_PROPAGATION_DOORBELL_SECONDS = 0
     tasks = {name: getattr(consent.tasks, name) for name in CONSENT_TASKS}
     queue = TaskQueue({name: task.run for name, task in tasks.items()})
     for name, task in tasks.items():
@@ -120,3 +136,15 @@ def policy_admin(db):
 @pytest.fixture
 def auditor(db):
     return _staff_in(GROUP_AUDITORS)
+
+
+@pytest.fixture
+def receiver(settings):
+    """A real HTTP endpoint on 127.0.0.1 (``tests/consent/http_receiver.py``);
+    private addresses are allowed for it, as in every test of deliveries."""
+    from tests.consent.http_receiver import running_receiver
+
+    settings.REFRAIN_WEBHOOK_ALLOW_PRIVATE = True
+    settings.REFRAIN_WEBHOOK_TIMEOUT_SECONDS = 5.0
+    with running_receiver() as running:
+        yield running
