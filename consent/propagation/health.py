@@ -48,6 +48,24 @@ class Lag:
     p50_ms: int | None
     p95_ms: int | None
 
+    @property
+    def p50_words(self) -> str:
+        return duration_words(self.p50_ms)
+
+    @property
+    def p95_words(self) -> str:
+        return duration_words(self.p95_ms)
+
+
+def duration_words(ms: int | None) -> str:
+    """``850 ms``, ``1.2 s``, ``95 s``: milliseconds below a second."""
+    if ms is None:
+        return ""
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    return f"{seconds:.1f} s" if seconds < 10 else f"{round(seconds)} s"
+
 
 def _figures(consumer_ids: list[int], now: datetime) -> tuple[dict, dict]:
     sync = {

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from consent.models import Consumer, DeliveryAttempt, SyncState
 from consent.propagation import consumer_create
-from consent.propagation.health import percentile
+from consent.propagation.health import duration_words, percentile
 from tests.consent.pages import messages_of, table_rows
 from tests.consent.webhook_server import Receiver
 from tests.dbstate import database_state
@@ -126,7 +126,7 @@ def test_the_list_shows_each_consumer_with_its_figures(admin_client, make_track)
     assert response.status_code == 200
     rows = table_rows(response.text, "consumer-table")
     assert [row[:4] for row in rows] == [
-        ["Training-data registry Training-data registry (built in)", "Active",
+        ["Training-data registry Built in: the platform's own AI pipelines", "Active",
          "Generative AI training, Other AI training, Input to AI features, "
          "Data mining", "0"],
         ["Acme Audio Partner webhook", "Active",
@@ -135,9 +135,9 @@ def test_the_list_shows_each_consumer_with_its_figures(admin_client, make_track)
          "Generative AI training", "0"],
     ]  # fmt: skip
     oldest = SyncState.objects.get(track=tracks[0], consumer=acme).pending_since
-    assert rows[1][4] == f"{oldest:%Y-%m-%d %H:%M:%S} UTC 30 minutes ago"
+    assert rows[1][4] == f"{oldest:%Y-%m-%d %H:%M} 30 minutes ago"
     assert [row[5:7] for row in rows] == [["0", "0"], ["2", "1"], ["0", "0"]]
-    assert rows[1][7] == f"{acme.last_success_at:%Y-%m-%d %H:%M:%S} UTC 2 hours ago"
+    assert rows[1][7] == f"{acme.last_success_at:%Y-%m-%d %H:%M} 2 hours ago"
     assert [rows[0][4], rows[0][7], rows[2][7]] == ["None", "Never", "Never"]
     assert f'href="/audit/consumers/{acme.pk}/">Acme Audio</a>' in response.text
     assert 'href="/audit/consumers/new/"' in response.text
@@ -279,7 +279,7 @@ def test_the_detail_page_shows_lag_attempts_and_dead_letters(admin_client, make_
 
     assert response.status_code == 200
     assert (
-        '<dd>Median 500 ms, 95th percentile 1000 ms <span class="help">over 10 '
+        '<dd>Median 500 ms, 95th percentile 1.0 s <span class="help">over 10 '
         "delivered requests</span></dd>" in response.text
     )
     assert "Lag is how long a change waited: from the moment it was saved" in (
@@ -671,3 +671,9 @@ def test_the_create_service_refuses_what_the_page_refuses():
             name="X", url="http://127.0.0.1/", uses="ai-training", actor=None
         )
     assert not Consumer.objects.filter(kind="webhook").exists()
+
+
+def test_durations_are_in_words():
+    assert [duration_words(ms) for ms in (None, 0, 999, 1000, 1250, 9949, 30071)] == [
+        "", "0 ms", "999 ms", "1.0 s", "1.2 s", "9.9 s", "30 s"
+    ]  # fmt: skip
