@@ -80,12 +80,15 @@ def _received(request: HttpRequest) -> HttpResponse:
             "public_id", "title"
         )
     )
+    # Only the uses the partner is sent (the consumer's, as received).
+    present = {use for _, entry in newest for use in entry["eligible"]}
+    shown_uses = [use for use in USE_ORDER if use in present]
     rows = [
         {
             "public_id": public_id,
             "title": titles.get(public_id, ""),
             "version": entry["version"],
-            "eligible": [entry["eligible"].get(use) for use in USE_ORDER],
+            "eligible": [entry["eligible"].get(use) for use in shown_uses],
             "received_at": datetime.fromisoformat(entry["received_at"]),
         }
         for public_id, entry in newest
@@ -97,7 +100,7 @@ def _received(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "total": len(held),
             "shown": SHOWN,
-            "uses": [USES[use] for use in USE_ORDER],
+            "uses": [USES[use] for use in shown_uses],
             "consumer_name": settings.REFRAIN_DEMO_RECEIVER_CONSUMER,
         },
     )

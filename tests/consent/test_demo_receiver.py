@@ -290,10 +290,12 @@ def test_the_receiver_page_shows_what_it_holds_to_staff(
     from tests.consent.pages import table_rows
 
     (row,) = table_rows(page.text, "receiver-table")
-    assert row[:6] == [
-        f"Northern <Lights> {track.public_id}", "4", "Eligible", "Not eligible",
-        "Not sent", "Not sent",
+    # the uses it was sent, and only those
+    assert row[:4] == [
+        f"Northern <Lights> {track.public_id}", "4", "Eligible", "Not eligible"
     ]  # fmt: skip
+    assert len(row) == 5
+    assert "Data mining" not in page.text
 
 
 def test_the_receiver_page_is_for_staff_unless_debug(demo, settings, client):
