@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from consent.models import Consumer, DeliveryAttempt, SyncState
@@ -67,17 +67,34 @@ def duration_words(ms: int | None) -> str:
     return f"{seconds:.1f} s" if seconds < 10 else f"{round(seconds)} s"
 
 
-def _figures(consumer_ids: list[int], now: datetime) -> tuple[dict, dict]:
-    sync = {
+def _grouped(consumer_ids: list[int], **condition) -> dict[int, dict]:
+    # Each condition matches a partial index (due rows, dead rows), so the
+    # figures never read the rows that are up to date.
+    return {
         row["consumer_id"]: row
-        for row in SyncState.objects.filter(consumer_id__in=consumer_ids)
+        for row in SyncState.objects.filter(consumer_id__in=consumer_ids, **condition)
         .values("consumer_id")
-        .annotate(
-            backlog=Count("pk", filter=Q(next_attempt_at__isnull=False)),
-            dead=Count("pk", filter=Q(dead_at__isnull=False)),
-            oldest=Min("pending_since"),
-        )
+        .annotate(n=Count("pk"), oldest=Min("pending_since"))
     }
+
+
+def _figures(consumer_ids: list[int], now: datetime) -> tuple[dict, dict]:
+    """{consumer id: {backlog, dead, oldest}} and {consumer id: failures}.
+
+    A row not yet delivered is either queued (``next_attempt_at`` set, a
+    claimed row included) or dead-lettered, so the oldest undelivered change
+    is the earlier of the two groups' oldest."""
+    queued = _grouped(consumer_ids, next_attempt_at__isnull=False)
+    dead = _grouped(consumer_ids, dead_at__isnull=False)
+    sync = {}
+    for pk in consumer_ids:
+        a, b = queued.get(pk, {}), dead.get(pk, {})
+        times = [t for t in (a.get("oldest"), b.get("oldest")) if t is not None]
+        sync[pk] = {
+            "backlog": a.get("n", 0),
+            "dead": b.get("n", 0),
+            "oldest": min(times) if times else None,
+        }
     failures = dict(
         DeliveryAttempt.objects.filter(
             consumer_id__in=consumer_ids,

@@ -29,13 +29,12 @@ def _can_manage(user) -> bool:
     return user.is_superuser or _in_group(user, GROUP_POLICY_ADMINS)
 
 
-def _can_view(user) -> bool:
-    return _can_manage(user) or _in_group(user, GROUP_AUDITORS)
-
-
-def _viewer(request: HttpRequest) -> None:
-    if not _can_view(request.user):
+def _viewer(request: HttpRequest) -> bool:
+    """Refuse whoever may not see the pages; True for a policy admin."""
+    can_manage = _can_manage(request.user)
+    if not (can_manage or _in_group(request.user, GROUP_AUDITORS)):
         raise PermissionDenied("Only policy admins and auditors see the consumers.")
+    return can_manage
 
 
 def _manager(request: HttpRequest) -> None:
@@ -46,18 +45,17 @@ def _manager(request: HttpRequest) -> None:
 @staff_member_required
 @require_GET
 def consumer_list(request: HttpRequest) -> HttpResponse:
-    _viewer(request)
+    can_manage = _viewer(request)
     return render(
         request,
         "consent/consumers/list.html",
-        {
-            "rows": health.consumers_health(),
-            "can_manage": _can_manage(request.user),
-        },
+        {"rows": health.consumers_health(), "can_manage": can_manage},
     )
 
 
-def _detail(request, consumer: Consumer, replay_form=None, status=200):
+def _detail(request, consumer, replay_form=None, status=200, can_manage=True):
+    """The detail page; ``can_manage`` False shows it without the forms
+    (every caller has checked who may see it)."""
     return render(
         request,
         "consent/consumers/detail.html",
@@ -68,7 +66,7 @@ def _detail(request, consumer: Consumer, replay_form=None, status=200):
             "attempts": health.consumer_attempts(consumer=consumer),
             "dead_letters": health.consumer_dead_letters(consumer=consumer),
             "replay_form": replay_form or ConsumerReplayForm(),
-            "can_manage": _can_manage(request.user),
+            "can_manage": can_manage,
             "is_webhook": consumer.kind == Consumer.Kind.WEBHOOK,
             "grace_hours": settings.REFRAIN_WEBHOOK_SECRET_GRACE_HOURS,
         },
@@ -79,8 +77,9 @@ def _detail(request, consumer: Consumer, replay_form=None, status=200):
 @staff_member_required
 @require_GET
 def consumer_detail(request: HttpRequest, consumer_id: int) -> HttpResponse:
-    _viewer(request)
-    return _detail(request, get_object_or_404(Consumer, pk=consumer_id))
+    can_manage = _viewer(request)
+    consumer = get_object_or_404(Consumer, pk=consumer_id)
+    return _detail(request, consumer, can_manage=can_manage)
 
 
 def _secret_page(request, consumer: Consumer, secret: str, *, rotated: bool):
@@ -100,7 +99,7 @@ def _secret_page(request, consumer: Consumer, secret: str, *, rotated: bool):
 @require_http_methods(["GET", "POST"])
 def consumer_new(request: HttpRequest) -> HttpResponse:
     _manager(request)
-    form = ConsumerCreateForm(request.POST or None)
+    form = ConsumerCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             made = propagation.consumer_create(
