@@ -308,7 +308,9 @@ def test_the_receiver_page_is_for_staff_unless_debug(demo, settings, client):
     assert "Nothing received yet." in page.text
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush around a live-server test would otherwise
+# take the shipped policy (and content types) from the tests after it.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_switch_reaches_the_demo_receiver_over_http(
     live_server, settings, tmp_path, make_track
 ):
