@@ -7,7 +7,7 @@ from accounts import views as account_views
 from config import health
 from config.api import api
 from consent import views as consent_views
-from consent.views import transparency
+from consent.views import demo_receiver, transparency
 
 # /admin/ signs in through allauth, so its rate limits and MFA apply there too.
 admin.autodiscover()
@@ -28,6 +28,7 @@ urlpatterns = [
         consent_views.receipt_download,
         name="receipt",
     ),
+    path("audit/consumers/", include("consent.consumer_urls")),
     path("audit/", include("consent.urls")),
     path("transparency/anchors/", transparency.anchor_list, name="anchor_list"),
     path(
@@ -35,6 +36,9 @@ urlpatterns = [
         transparency.signing_keys,
         name="signing_keys",
     ),
+    # A 404 unless REFRAIN_DEMO_RECEIVER is on (the view checks, so a test
+    # can turn it on and off without reloading the URLs).
+    path("demo/webhook/", demo_receiver.demo_webhook, name="demo_webhook"),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -389,6 +389,16 @@ REFRAIN_WEBHOOK_DISABLE_AFTER_DAYS = env.int(
 REFRAIN_WEBHOOK_SECRET_GRACE_HOURS = env.int(
     "REFRAIN_WEBHOOK_SECRET_GRACE_HOURS", default=24
 )
+# The demo's own webhook receiver at /demo/webhook/ (a 404 when off): it
+# verifies what is sent to the consumer of this name and keeps what it was
+# told in REFRAIN_DEMO_RECEIVER_DIR. On only in the embedded demo (local.py).
+REFRAIN_DEMO_RECEIVER = env.bool("REFRAIN_DEMO_RECEIVER", default=False)
+REFRAIN_DEMO_RECEIVER_CONSUMER = env.str(
+    "REFRAIN_DEMO_RECEIVER_CONSUMER", default="Demo partner"
+)
+REFRAIN_DEMO_RECEIVER_DIR = env.str(
+    "REFRAIN_DEMO_RECEIVER_DIR", default=str(VAR_DIR / "demo-receiver")
+)
 # Tracks per request, and how long a runner holds its claim (longer than the
 # timeout); a runner hands on after REFRAIN_DELIVERY_RUN_SECONDS.
 REFRAIN_DELIVERY_BATCH_SIZE = env.int("REFRAIN_DELIVERY_BATCH_SIZE", default=500)

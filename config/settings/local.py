@@ -15,6 +15,9 @@ REFRAIN_SIGNING_KEY = (
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 REFRAIN_STAFF_MFA_REQUIRED = env.bool("REFRAIN_STAFF_MFA_REQUIRED", default=False)
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True
+# The demo's partner consumer is the app's own receiver, on loopback.
+REFRAIN_DEMO_RECEIVER = env.bool("REFRAIN_DEMO_RECEIVER", default=True)
+REFRAIN_WEBHOOK_ALLOW_PRIVATE = env.bool("REFRAIN_WEBHOOK_ALLOW_PRIVATE", default=True)
 # Manifest storage needs collectstatic; in development serve straight from the finders.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

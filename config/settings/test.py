@@ -136,3 +136,5 @@ MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = True
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 # Every receipt rings the doorbell in tests (no per-process throttle).
 REFRAIN_RECEIPT_DOORBELL_SECONDS = 0.0
+# The demo receiver (off unless a test turns it on) keeps its file here.
+REFRAIN_DEMO_RECEIVER_DIR = str(TEST_TMP_DIR / "demo-receiver")

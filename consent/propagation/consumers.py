@@ -6,6 +6,7 @@ Each a service in its own transaction, keyword-only. A secret is returned once
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -61,6 +62,7 @@ def consumer_create(
     if len(url) > 500:
         raise ConsumerError("The URL is longer than 500 characters.")
     parsed = uses_parse(uses)
+    _check_address(url)
     secret = webhooks.secret_new()
     with transaction.atomic():
         if Consumer.objects.filter(name__iexact=name).exists():
@@ -74,6 +76,18 @@ def consumer_create(
             created_by=actor,
         )
     return WithSecret(consumer, secret)
+
+
+def _check_address(url: str) -> None:
+    """Refuse at once a host that resolves to a private address (unless
+    ``REFRAIN_WEBHOOK_ALLOW_PRIVATE``) or not at all: every delivery would
+    fail on the same check, and staff should hear it now, not in the log."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        webhooks.resolve_public(parts.hostname, port)
+    except webhooks.AddressRefused as refused:
+        raise ConsumerError(str(refused)) from None
 
 
 def consumer_rotate_secret(*, consumer: Consumer, actor: User | None) -> WithSecret:
@@ -112,13 +126,28 @@ def _set_status(consumer: Consumer, status: str, reason: str) -> Consumer:
 
 
 def consumer_pause(*, consumer: Consumer, actor: User | None) -> Consumer:
-    """Stop sending; changes keep being recorded and are sent on resume."""
+    """Stop sending; changes keep being recorded and are sent on resume.
+
+    The built-in registry is never paused: the platform's own pipelines would
+    go on using eligibility an artist has withdrawn."""
+    if consumer.kind == Consumer.Kind.REGISTRY:
+        raise ConsumerError(
+            "The built-in registry cannot be paused: the platform's own AI "
+            "pipelines must hear of every change."
+        )
+    if consumer.status != Consumer.Status.ACTIVE:
+        raise ConsumerError(
+            f"{consumer.name} is {consumer.get_status_display().lower()} already: "
+            "only an active consumer can be paused."
+        )
     who = actor.email if actor else "a command"
     return _set_status(consumer, Consumer.Status.PAUSED, f"Paused by {who}.")
 
 
 def consumer_resume(*, consumer: Consumer, actor: User | None) -> Consumer:
     """Send again (a paused or disabled consumer): everything it missed."""
+    if consumer.status == Consumer.Status.ACTIVE:
+        raise ConsumerError(f"{consumer.name} is active already.")
     return _set_status(consumer, Consumer.Status.ACTIVE, "")
 
 

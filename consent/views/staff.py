@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from accounts.services import GROUP_AUDITORS
 from catalog.models import LicenseClass
 from consent import services
 from consent.forms import (
@@ -44,6 +45,8 @@ def audit(request: HttpRequest) -> HttpResponse:
             ],
             "policy": policy,
             "can_edit_policy": _is_policy_admin(request.user),
+            "can_see_consumers": _is_policy_admin(request.user)
+            or request.user.groups.filter(name=GROUP_AUDITORS).exists(),
         },
     )
 

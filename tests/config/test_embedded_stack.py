@@ -9,10 +9,12 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import closing
 from pathlib import Path
 
@@ -35,6 +37,7 @@ DEMO_RECEIPTS = 1
 PING_TIMEOUT = 60
 STOP_TIMEOUT = 15
 DEMO_ACCOUNTS = 4  # indie, signed, auditor, admin: see `make run`
+DEMO_TRACKS = 75  # seed_demo: 40 + 30 + 5
 
 
 @pytest.fixture
@@ -113,20 +116,82 @@ def start_worker(embedded_env, tmp_path):
         _stop(process)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def start_web(embedded_env, tmp_path):
+    """`make run`'s web process (runserver), which serves the demo's own
+    webhook receiver; always stopped."""
+    started: list[subprocess.Popen] = []
+
+    def start(port: int) -> Path:
+        log_path = tmp_path / "web.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}",
+                 "--noreload"],
+                cwd=settings.BASE_DIR,
+                env=embedded_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        started.append(process)
+        deadline = time.monotonic() + PING_TIMEOUT
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)  # noqa: S310 - our own server on loopback
+                return log_path
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(
+            "runserver did not answer:\n" + log_path.read_text(errors="replace")
+        )
+
+    yield start
+    for process in started:
+        _stop(process)
+
+
+def _demo_tracks(var_dir: Path) -> dict[str, int]:
+    with closing(sqlite3.connect(var_dir / "db.sqlite3")) as database:
+        return dict(
+            database.execute("SELECT public_id, consent_version FROM catalog_track")
+        )
+
+
+def _received(var_dir: Path) -> dict[str, int]:
+    path = var_dir / "demo-receiver" / "state.json"
+    try:
+        held = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return {public_id: entry["version"] for public_id, entry in held.items()}
+
+
 def _entries(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir()} if folder.is_dir() else set()
 
 
 def test_migrate_seed_and_worker_run_on_embedded_defaults(
-    tmp_path, embedded_env, start_worker
+    tmp_path, embedded_env, start_worker, start_web
 ):
     var_dir = tmp_path / "var"
     checkout = Path(settings.BASE_DIR)
     before = {name: _entries(checkout / name) for name in KOMBU_DEFAULT_FOLDERS}
+    port = _free_port()
+    embedded_env["REFRAIN_SITE_URL"] = f"http://127.0.0.1:{port}"
 
-    # given a fresh var/ with the schema and the demo accounts
+    # given a fresh var/ with the schema and the demo accounts, and the web
+    # process serving the demo partner's receiver
     _run(["manage.py", "migrate", "--noinput"], embedded_env)
     _run(["manage.py", "seed_demo"], embedded_env)
+    web_log = start_web(port)
 
     # when a worker runs and another process sends it a ping
     worker, log_path = start_worker()
@@ -169,6 +234,18 @@ def test_migrate_seed_and_worker_run_on_embedded_defaults(
     mails = sorted(mail_dir.glob("*.log"))
     assert len(mails) >= DEMO_RECEIPTS, log_path.read_text(errors="replace")
     assert "Your consent receipt" in mails[0].read_text()
+
+    # and the demo partner's receiver, served by the web process, verified
+    # and holds every demo track at its current consent version (the
+    # decisions seed_demo made included): delivered by the worker
+    expected = _demo_tracks(var_dir)
+    deadline = time.monotonic() + PING_TIMEOUT
+    while _received(var_dir) != expected and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert len(expected) == DEMO_TRACKS
+    assert _received(var_dir) == expected, log_path.read_text(
+        errors="replace"
+    ) + web_log.read_text(errors="replace")
 
     # and the broker keeps all of its state under var/, none in the checkout
     assert (var_dir / "broker" / "control" / "celery.exchange").is_file()

@@ -1,5 +1,6 @@
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
@@ -7,7 +8,8 @@ from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS, user_ensure_v
 from catalog.demo import catalog_bulk_generate, demo_isrc, demo_rows
 from catalog.models import LicenseClass, Track
 from consent.demo import trackconsent_bulk_load
-from consent.models import Decision, Source
+from consent.models import Consumer, Decision, Source
+from consent.propagation import ConsumerError, consumer_create
 from consent.services import catalog_import, consent_set
 from consent.uses import Use
 
@@ -87,6 +89,8 @@ class Command(BaseCommand):
                 labels=[],
             ),
         ]
+        # Before the decisions, so the demo partner hears of them.
+        self._demo_partner()
         report = catalog_import(rows=rows)
         self.stdout.write(
             f"demo tracks: created {report.created}, updated {report.updated}, "
@@ -113,6 +117,28 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"consent rows for every track in {time.monotonic() - started:.1f}s"
             )
+
+    def _demo_partner(self) -> None:
+        """The partner consumer of the demo: the app's own receiver
+        (``/demo/webhook/``), so deliveries can be watched happening."""
+        name = settings.REFRAIN_DEMO_RECEIVER_CONSUMER
+        if not settings.REFRAIN_DEMO_RECEIVER:
+            self.stdout.write("demo partner: skipped (REFRAIN_DEMO_RECEIVER is off)")
+            return
+        if Consumer.objects.filter(name__iexact=name).exists():
+            self.stdout.write(f"demo partner: exists {name}")
+            return
+        url = f"{settings.REFRAIN_SITE_URL.rstrip('/')}/demo/webhook/"
+        try:
+            consumer_create(
+                name=name,
+                url=url,
+                uses=[Use.GENAI_TRAINING, Use.AI_TRAINING],
+                actor=None,
+            )
+        except ConsumerError as error:
+            raise CommandError(f"The demo partner cannot be created: {error}") from None
+        self.stdout.write(f"demo partner: created {name} -> {url}")
 
     def _demo_decisions(self) -> None:
         artist = User.objects.get(email="indie@example.com")
