@@ -7,7 +7,7 @@ track is eligible and why a control is locked.
 
 import functools
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.core.cache import cache
 from django.core.signals import setting_changed
@@ -26,6 +26,8 @@ from consent.policy import (
     is_locked,
     locked_reason,
 )
+from consent.propagation.status import propagation_status_for
+from consent.propagation_html import STATUS_SLOT, rows_with_status
 from consent.selectors import consents_for_tracks, list_state
 from consent.uses import USE_ORDER, USES
 
@@ -229,7 +231,7 @@ _ROW = (
     '<span class="track-meta"><span class="mono">{isrc}</span> · '
     '<span class="{badge}">{license_text}</span> · {duration}</span>{locked}</th>'
     "{cells}"
-    '<td><time datetime="{changed_iso}">{changed}</time></td></tr>'
+    '<td><time datetime="{changed_iso}">{changed}</time>{status}</td></tr>'
 )
 _LOCKED_REASON = '<span class="locked-reason">{icon} {reason}</span>'
 
@@ -240,10 +242,18 @@ def switch_value(public_id: str, use: str, state: str) -> str:
 
 
 def cell_html(
-    cell: ConsentCell, *, public_id: str, switch_url: str, announce: bool = False
+    cell: ConsentCell,
+    *,
+    public_id: str,
+    switch_url: str,
+    announce: bool = False,
+    out_of_band: SafeString | str = "",
 ) -> SafeString:
-    """One control's ``<td>`` (the HTMX swap target)."""
-    status = (
+    """One control's ``<td>`` (the HTMX swap target); ``out_of_band``: markup
+    HTMX swaps elsewhere (``hx-swap-oob``), inside the cell so that the answer
+    stays one table cell."""
+    status = format_html(
+        "{}{}",
         format_html(
             _STATUS,
             label=cell.label,
@@ -251,7 +261,8 @@ def cell_html(
             eligible=", eligible" if cell.eligible else "",
         )
         if announce
-        else ""
+        else "",
+        out_of_band,
     )
     if cell.locked:
         return format_html(
@@ -279,7 +290,11 @@ def cell_html(
     )
 
 
-def row_html(row: ConsentRow, *, switch_url: str) -> SafeString:
+def row_html(
+    row: ConsentRow, *, switch_url: str, status: SafeString = STATUS_SLOT
+) -> SafeString:
+    """One row; ``status`` marks where its propagation status goes (filled
+    per request, outside the page's cache, by ``rows_with_status``)."""
     track = row.track
     return format_html(
         _ROW,
@@ -305,6 +320,7 @@ def row_html(row: ConsentRow, *, switch_url: str) -> SafeString:
         ),
         changed_iso=track.changed_iso,
         changed=track.changed,
+        status=status,
     )
 
 
@@ -343,6 +359,8 @@ class ListPage:
     next_cursor: str | None
     previous_cursor: str | None
     is_first: bool
+    # The page's tracks in row order: (id, consent version, public id).
+    tracks: list[tuple[int, int, str]]
     cached: bool = False
 
     @property
@@ -354,12 +372,14 @@ LIST_CACHE_SECONDS = 300
 
 
 def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage:
-    """One page of the artist's list with its controls, cached per version.
+    """One page of the artist's list with its controls, cached per version,
+    and each row's propagation status, never cached.
 
-    The key holds everything the page depends on: the artist, the list's
+    The key holds everything the rows depend on: the artist, the list's
     version (``list_state``), the policy version, the artist's
     defaults, the filters and the cursor. Reading the key costs one query
-    (``list_state``); building a page costs three more plus the HTML.
+    (``list_state``); building a page costs three more plus the HTML. The
+    statuses cost one more, cached page or not.
     """
     policy, defaults, version = list_state(owner=owner)
     raw_key = repr(
@@ -374,13 +394,39 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
             cursor,
         )
     )
-    key = "tracklist:" + hashlib.sha256(raw_key.encode()).hexdigest()
+    # v2: pages hold their tracks and a status slot per row.
+    key = "tracklist:v2:" + hashlib.sha256(raw_key.encode()).hexdigest()
     found = cache.get(key)
     if found is not None:
-        # Written below from rows_html(), as a plain str whatever the cache's
-        # serializer keeps of a SafeString.
-        html = mark_safe(found["rows_html"])  # noqa: S308 - see above
-        return ListPage(**{**found, "rows_html": html}, cached=True)
+        # Its rows_html is a plain str (written below), made safe again by
+        # rows_with_status.
+        page = ListPage(**{**found, "cached": True})
+    else:
+        page = _list_page_build(
+            owner=owner,
+            filters=filters,
+            consent_filters=consent_filters,
+            cursor=cursor,
+            policy=policy,
+            defaults=defaults,
+        )
+        cache.set(key, asdict(page), LIST_CACHE_SECONDS)
+    # The version of each track is the one its cached row shows: the key
+    # moves with every consent change.
+    statuses = propagation_status_for(
+        track_ids_versions={pk: version for pk, version, _ in page.tracks}
+    )
+    page.rows_html = rows_with_status(
+        page.rows_html,
+        public_ids=[public_id for _, _, public_id in page.tracks],
+        statuses=[statuses[pk] for pk, _, _ in page.tracks],
+    )
+    return page
+
+
+def _list_page_build(
+    *, owner, filters, consent_filters, cursor: str, policy, defaults
+) -> ListPage:
     page = track_page_for_owner(
         owner=owner, filters=filters, cursor=cursor, extra=consent_filters.as_q()
     )
@@ -392,14 +438,12 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
         defaults=defaults,
         policy=policy,
     )
-    html = rows_html(rows)
-    built = {
-        "rows_html": str(html),
-        "total": page.total,
-        "sort": page.sort,
-        "next_cursor": page.next_cursor,
-        "previous_cursor": page.previous_cursor,
-        "is_first": page.is_first,
-    }
-    cache.set(key, built, LIST_CACHE_SECONDS)
-    return ListPage(**{**built, "rows_html": html})
+    return ListPage(
+        rows_html=str(rows_html(rows)),
+        total=page.total,
+        sort=page.sort,
+        next_cursor=page.next_cursor,
+        previous_cursor=page.previous_cursor,
+        is_first=page.is_first,
+        tracks=[(t.pk, t.consent_version, t.public_id) for t in page.tracks],
+    )

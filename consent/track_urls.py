@@ -17,4 +17,9 @@ urlpatterns = [
     path("<str:public_id>/", views.track_detail, name="detail"),
     path("<str:public_id>/audio", catalog_views.track_audio, name="audio"),
     path("<str:public_id>/consent/", views.consent_update, name="consent"),
+    path(
+        "<str:public_id>/propagation/",
+        views.track_propagation,
+        name="propagation",
+    ),
 ]

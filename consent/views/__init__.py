@@ -9,6 +9,7 @@ from consent.views.tracks import (
     receipt_download,
     track_detail,
     track_list,
+    track_propagation,
     track_upload,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "receipt_download",
     "track_detail",
     "track_list",
+    "track_propagation",
     "track_upload",
 ]

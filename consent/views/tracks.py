@@ -10,13 +10,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.forms import TrackUploadForm
 from catalog.models import Track
-from catalog.selectors import SORT_LABELS, track_for_owner
+from catalog.selectors import SORT_LABELS, track_for_owner, tracks_for_owner
 from consent import services
 from consent.forms import (
     DefaultsForm,
@@ -25,6 +26,13 @@ from consent.forms import (
 )
 from consent.models import Source
 from consent.policy import Policy, policy_current
+from consent.propagation.status import propagation_status_for
+from consent.propagation_html import (
+    propagation_url,
+    status_html,
+    status_region_html,
+    switched_html,
+)
 from consent.rows import (
     LOCK_ICON,
     cell_html,
@@ -87,6 +95,9 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     policy = policy_current()
     states = consents_for_tracks(track_ids=[track.pk]).get(track.pk, {})
     defaults = defaults_for_artist(artist=request.user)
+    status = propagation_status_for(
+        track_ids_versions={track.pk: track.consent_version}
+    )[track.pk]
     explanations = []
     for use in USE_ORDER:
         decision, eligible = states.get(use, ("", False))
@@ -122,8 +133,29 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "use_names": {use: USES[use].name for use in USE_ORDER},
             "lock_icon": LOCK_ICON,
             "policy": policy,
+            "propagation": status_region_html(
+                status,
+                public_id=track.public_id,
+                url=propagation_url(track.public_id),
+            ),
         },
     )
+
+
+@login_required
+@require_GET
+@never_cache
+def track_propagation(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The track's propagation status alone, for the pages that poll it
+    (another artist's track is a 404)."""
+    track = get_object_or_404(
+        tracks_for_owner(owner=request.user).only("pk", "consent_version"),
+        public_id=public_id,
+    )
+    status = propagation_status_for(
+        track_ids_versions={track.pk: track.consent_version}
+    )[track.pk]
+    return HttpResponse(status_html(status, public_id=public_id, url=request.path))
 
 
 @login_required
@@ -210,14 +242,18 @@ def _switch(
             default=result.default,
             policy=Policy(number=0, rules={(track.license_class, use): result.rule}),
         )
-        return HttpResponse(
-            cell_html(
-                cell,
-                public_id=track.public_id,
-                switch_url=switch_url(),
-                announce=True,
-            )
+        # When it changed, the track's status (on the list or the track
+        # page) turns pending and polls for the real one.
+        html = cell_html(
+            cell,
+            public_id=track.public_id,
+            switch_url=switch_url(),
+            announce=True,
+            out_of_band=switched_html(public_id=track.public_id)
+            if result.changed
+            else "",
         )
+        return HttpResponse(html)
     if result.changed:
         word = {"granted": "Yes", "denied": "No", "default": "your default"}[state]
         messages.success(

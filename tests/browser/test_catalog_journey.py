@@ -221,7 +221,10 @@ def test_demo_artist_searches_opens_and_uploads_tracks(
     uploaded = Track.objects.get(artist__email=INDIE, title="Rainy Window Sketch")
     expect(page).to_have_url(f"{live_server.url}{uploaded.get_absolute_url()}")
     expect(page.get_by_role("heading", level=1)).to_have_text("Rainy Window Sketch")
-    expect(page.get_by_role("status")).to_contain_text("Uploaded 1 track.")
+    # (the page's flash messages: the track's delivery status is a live
+    # region too)
+    messages = page.get_by_role("status").filter(has=page.locator(".messages"))
+    expect(messages).to_contain_text("Uploaded 1 track.")
     expect(page.get_by_role("link", name="Download the original")).to_be_visible()
     assert uploaded.duration_ms == 1000
     assert uploaded.license_class == LicenseClass.INDEPENDENT

@@ -21,8 +21,9 @@ LIST = "/tracks/"
 # Whatever the catalogue size, the page depth or the filter: the session, the
 # user, one query for the policy, the artist's defaults and the list's version
 # (the key of the cached page), then on a miss the page of tracks, the total
-# and this page's consent answers. A cache hit skips the last three.
-LIST_QUERIES = 6
+# and this page's consent answers; then the rows' propagation status, never
+# cached. A cache hit skips the page, total and answers.
+LIST_QUERIES = 7
 # A title search on PostgreSQL also tells the planner to walk the sort index:
 # ``SET LOCAL`` inside its own transaction, which within a test's transaction
 # is a SAVEPOINT and its RELEASE (3 statements); its total is a COUNT, cached

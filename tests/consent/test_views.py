@@ -45,10 +45,11 @@ USE_NAMES = {
 LABEL_REASON = "Label-licensed: the platform does not allow AI training of this track"
 # The session, the user, one query for the policy, the artist's defaults and
 # the list's version (the cached page's key), and when the page is not cached:
-# the page of tracks, its total and the consent rows of the page's tracks. The
-# same whatever the number of tracks; a cached page costs the first three.
-LIST_QUERIES = 6
-CACHED_LIST_QUERIES = 3
+# the page of tracks, its total and the consent rows of the page's tracks; then
+# one for the rows' propagation status, never cached. The same whatever the
+# number of tracks; a cached page costs the first three and the status.
+LIST_QUERIES = 7
+CACHED_LIST_QUERIES = 4
 
 _SELECT = re.compile(r'id="sel-([A-Za-z0-9_-]+)"')
 _SWITCH = re.compile(
