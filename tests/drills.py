@@ -129,6 +129,12 @@ class Workers:
             for _, path in self.processes
         )
 
+    def start_ready(self, **start) -> subprocess.Popen:
+        """Start a worker and wait until it consumes."""
+        process = self.start(**start)
+        wait_for(lambda: self.is_ready(process), "a ready worker", self)
+        return process
+
     def is_ready(self, process: subprocess.Popen) -> bool:
         """Whether the worker says it is ready (consuming)."""
         return " ready." in self.log_of(process, self)
@@ -257,6 +263,16 @@ class OwnRedis:
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
             s.sendall(b"DBSIZE\r\n")
             return int(s.recv(64).strip().lstrip(b":"))
+
+    def queued(self) -> int:
+        """Messages waiting in the default queue or taken and not acked."""
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            return client.llen("celery") + client.hlen("unacked")
+        finally:
+            client.close()
 
     def stop(self) -> None:
         process = self.process

@@ -122,10 +122,10 @@ def sync_upsert(
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
-                "WITH v AS (SELECT c.id AS consumer_id, x.track_id, x.version, "
+                "WITH v AS (SELECT c.id AS consumer_id, x.track_id, x.version, "  # noqa: S608 - built from fixed fragments
                 "x.since FROM unnest(%s::bigint[], %s::int[], %s::timestamptz[]) "
                 "AS x(track_id, version, since) CROSS JOIN unnest(%s::bigint[]) "
-                "AS c(id)) " + sql,  # noqa: S608 - built from fixed fragments
+                "AS c(id)) " + sql,
                 [
                     [pk for pk, _ in items],
                     [version for _, (version, _) in items],
