@@ -12,12 +12,7 @@ one finish it.
 """
 
 import io
-import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from contextlib import closing
@@ -25,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -69,6 +63,7 @@ from consent.tasks import resume_bulk_jobs as resume_bulk_jobs_task
 from tests.catalog.helpers import wav_bytes
 from tests.consent.brokers import private_broker
 from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
+from tests.drills import Workers, database_for_workers, wait_for
 from tests.factories import TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -707,108 +702,6 @@ def test_a_job_whose_last_runner_died_is_failed_by_the_sweep(
 KILL_TRACKS = 4000
 KILL_CHUNK = 40  # a hundred chunks: time to see the cursor move and kill
 KILL_LEASE = 2.0  # seconds; the sweep hands the job on soon after the kill
-WAIT = 60.0  # seconds, for any one step (a worker starting, the job ending)
-
-
-class _Workers:
-    """Celery workers in subprocesses of their own (own session), on the test
-    database and this test's private queue; each stopped or killed by its own
-    pid, never by name."""
-
-    def __init__(self, tmp_path, database: dict, broker: tuple[str, dict]):
-        self.tmp_path = tmp_path
-        self.processes: list[tuple[subprocess.Popen, Path]] = []
-        url, options = broker
-        module = tmp_path / "killtest_settings.py"
-        module.write_text(
-            "import json\n\n"
-            "from config.settings.test import *  # noqa: F403\n\n"
-            f"DATABASES = json.loads({json.dumps(json.dumps({'default': database}))})\n"
-            f"CELERY_BROKER_URL = {url!r}\n"
-            "CELERY_BROKER_TRANSPORT_OPTIONS = "
-            f"json.loads({json.dumps(json.dumps(options))})\n"
-            f"REFRAIN_BULK_CHUNK_SIZE = {KILL_CHUNK}\n"
-            f"REFRAIN_BULK_LEASE_SECONDS = {KILL_LEASE}\n"
-        )
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "killtest_settings",
-            "PYTHONPATH": os.pathsep.join(
-                [str(tmp_path), str(django_settings.BASE_DIR)]
-            ),
-            "REFRAIN_VAR_DIR": str(tmp_path / "var"),
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def start(self) -> subprocess.Popen:
-        log_path = self.tmp_path / f"worker-{len(self.processes)}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable, "-m", "celery", "-A", "config", "worker",
-                    "--pool=solo", "--concurrency=1", "--loglevel=INFO",
-                    "--without-heartbeat", "--without-gossip", "--without-mingle",
-                    f"--hostname=killtest{len(self.processes)}@%h",
-                ],
-                cwd=django_settings.BASE_DIR,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        self.processes.append((process, log_path))
-        return process
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {path.name} ---\n{path.read_text(errors='replace')[-4000:]}"
-            for _, path in self.processes
-        )
-
-    @staticmethod
-    def kill(process: subprocess.Popen) -> None:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=WAIT)
-
-    def stop_all(self) -> None:
-        for process, _ in self.processes:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    self.kill(process)
-
-
-def _wait_for(condition, what: str, workers: _Workers):
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"no {what} after {WAIT}s\n{workers.logs()}")
-
-
-def _database_for_workers(tmp_path) -> tuple[dict, Path | None]:
-    """The test database as a worker process can open it: PostgreSQL's as it
-    is (the test is transactional, so its rows are committed); SQLite's, which
-    lives in this process's memory, copied to a file (and copied back by the
-    test once the workers are done)."""
-    database = {
-        name: value
-        for name, value in connection.settings_dict.items()
-        if name in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")
-    }
-    if connection.vendor != "sqlite":
-        return database, None
-    sqlite_file = tmp_path / "db.sqlite3"
-    connection.ensure_connection()
-    with closing(sqlite3.connect(sqlite_file)) as copy:
-        connection.connection.backup(copy)
-    database["NAME"] = str(sqlite_file)
-    return database, sqlite_file
 
 
 def _job_row(job_id: int, sqlite_file: Path | None) -> dict:
@@ -859,16 +752,24 @@ def test_a_bulk_job_whose_worker_is_killed_finishes_on_another(tmp_path, setting
         job_id = bulk_change_start(
             artist=artist, use=MINING, state="granted", actor=artist, filters={}
         ).pk
-        database, sqlite_file = _database_for_workers(tmp_path)
+        database, sqlite_file = database_for_workers(tmp_path)
 
         def job_row() -> dict:
             return _job_row(job_id, sqlite_file)
 
-        workers = _Workers(tmp_path, database, broker)
+        workers = Workers(
+            tmp_path,
+            database,
+            broker,
+            {
+                "REFRAIN_BULK_CHUNK_SIZE": KILL_CHUNK,
+                "REFRAIN_BULK_LEASE_SECONDS": KILL_LEASE,
+            },
+        )
         try:
             # and its worker is killed once the cursor has moved
             first = workers.start()
-            _wait_for(lambda: job_row()["processed"] > 0, "progress", workers)
+            wait_for(lambda: job_row()["processed"] > 0, "progress", workers)
             workers.kill(first)
             at_kill = job_row()
             assert at_kill["status"] == "running"
@@ -888,7 +789,7 @@ def test_a_bulk_job_whose_worker_is_killed_finishes_on_another(tmp_path, setting
                     time.sleep(1)
                 return False
 
-            _wait_for(done, "finished job", workers)
+            wait_for(done, "finished job", workers)
         finally:
             workers.stop_all()
 
