@@ -103,6 +103,7 @@ def consumer_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             made = propagation.consumer_create(
+                check_address=True,
                 name=form.cleaned_data["name"],
                 url=form.cleaned_data["url"].strip(),
                 uses=form.cleaned_data["uses"],

@@ -678,7 +678,11 @@ def test_the_create_service_refuses_what_the_page_refuses():
     # the command line goes through the same check as the page
     with pytest.raises(Exception, match="a loopback address"):
         consumer_create(
-            name="X", url="http://127.0.0.1/", uses="ai-training", actor=None
+            check_address=True,
+            name="X",
+            url="http://127.0.0.1/",
+            uses="ai-training",
+            actor=None,
         )
     assert not Consumer.objects.filter(kind="webhook").exists()
 

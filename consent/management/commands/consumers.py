@@ -102,7 +102,9 @@ class Command(BaseCommand):
             )
 
     def _add(self, *, name: str, url: str, uses: str, **options) -> None:
-        made = propagation.consumer_create(name=name, url=url, uses=uses, actor=None)
+        made = propagation.consumer_create(
+            name=name, url=url, uses=uses, actor=None, check_address=True
+        )
         self.stdout.write(f"Added {made.consumer.name} (id {made.consumer.pk}).")
         self.stdout.write(f"Secret (shown only this once): {made.secret}")
 
