@@ -135,6 +135,7 @@ class Command(BaseCommand):
                 url=url,
                 uses=[Use.GENAI_TRAINING, Use.AI_TRAINING],
                 actor=None,
+                check_address=True,
             )
         except ConsumerError as error:
             raise CommandError(f"The demo partner cannot be created: {error}") from None
