@@ -15,11 +15,15 @@ from django.db import transaction
 logger = logging.getLogger("refrain.doorbell")
 
 
-def ring(task, *args) -> bool:
-    """Publish ``task(*args)`` now; log and return ``False`` if the broker
-    refuses it (the caller's work is committed and the sweep will find it)."""
+def ring(task, *args, countdown: float | None = None) -> bool:
+    """Publish ``task(*args)`` now (to run after ``countdown`` seconds, if
+    given); log and return ``False`` if the broker refuses it (the caller's
+    work is committed and the sweep will find it)."""
     try:
-        task.delay(*args)
+        if countdown:
+            task.apply_async(args, countdown=countdown)
+        else:
+            task.delay(*args)
     except Exception:  # noqa: BLE001 - any broker failure is the sweep's job
         logger.warning(
             "could not enqueue %s%r: left to the beat sweep",
@@ -36,22 +40,29 @@ def ring_after_commit(task, *args) -> None:
     transaction.on_commit(lambda: ring(task, *args))
 
 
-_last_rung: dict[str, float] = {}
+_next_ring: dict[str, float] = {}
+_trailing_at: dict[str, float] = {}
 
 
 def ring_at_most_every(seconds: float, task, *args) -> bool:
-    """Ring ``task(*args)`` unless this process rang it less than ``seconds``
-    ago; returns whether it rang.
+    """Ring ``task(*args)`` at most once every ``seconds`` per process, and
+    never leave a call unrung: a call inside the interval schedules one
+    trailing ring (``countdown``) for the interval's end, shared by every call
+    until then. Returns whether this call published a message.
 
     For doorbells whose task takes every pending row at once (receipts to
-    e-mail, changes to propagate): a burst costs one publish per interval,
-    not one per write. A write skipped here is seen by the task already on
-    its way if that task looks again for ``seconds`` after it runs dry (the
-    propagation doorbell does, for its latency), else by the beat sweep.
+    e-mail, changes to propagate): a burst costs about one publish per
+    interval, not one per write, and the last write of a burst is taken at
+    most ``seconds`` later.
     """
     key = f"{getattr(task, 'name', task)}{args!r}"
     now = time.monotonic()
-    if now - _last_rung.get(key, float("-inf")) < seconds:
-        return False
-    _last_rung[key] = now
-    return ring(task, *args)
+    due = _next_ring.get(key, float("-inf"))
+    if now >= due:
+        _next_ring[key] = now + seconds
+        return ring(task, *args)
+    if _trailing_at.get(key, float("-inf")) > now:
+        return False  # the trailing ring on its way covers this call too
+    _trailing_at[key] = due
+    _next_ring[key] = due + seconds
+    return ring(task, *args, countdown=due - now)

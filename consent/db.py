@@ -1,6 +1,8 @@
 """Small SQL helpers shared by the write path and the readers beside it."""
 
-from django.db import connection
+from contextlib import contextmanager
+
+from django.db import DatabaseError, connection
 
 
 def id_condition(column: str, ids: list[int]) -> tuple[str, list]:
@@ -9,3 +11,29 @@ def id_condition(column: str, ids: list[int]) -> tuple[str, list]:
     if connection.vendor == "postgresql":
         return f"{column} = ANY(%s)", [list(ids)]
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+@contextmanager
+def try_session_lock(key: int):
+    """Yield whether this connection took the lock ``key``; held until the
+    block ends, or the connection (a killed worker's) closes.
+
+    PostgreSQL's session-level advisory lock, outside any transaction. Other
+    databases yield ``True``: callers must stay correct without the lock,
+    which only saves duplicate work (SQLite serialises writers anyway).
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        held = cursor.fetchone()[0]
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:
+                pass  # the connection is gone, and the lock with it

@@ -13,3 +13,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# The no-op task the delivery benchmark compares with (bench/tasks.py).
+CELERY_IMPORTS = ["bench.tasks"]

@@ -1,8 +1,9 @@
 """The propagation doorbell and its beat sweeps.
 
 * ``propagation_run`` (the doorbell, rung after every commit that records a
-  change, at most every ``REFRAIN_PROPAGATION_DOORBELL_SECONDS`` per process):
-  fan out the outbox and wake the runner of every consumer with rows due.
+  change, at most every ``REFRAIN_PROPAGATION_DOORBELL_SECONDS`` per process,
+  one runner at a time): fan out the outbox and wake the runner of every
+  consumer with rows due.
 * ``propagation_sweep`` (beat, every few seconds): the same, plus backfills
   and replays, and consumers failing for too long disabled. A lost message,
   a killed worker or an emptied broker cost only time.
@@ -25,6 +26,7 @@ from django.utils import timezone
 from accounts.services import GROUP_POLICY_ADMINS
 from catalog.models import Track
 from config.doorbell import ring
+from consent.db import try_session_lock
 from consent.models import (
     CheckRun,
     Consumer,
@@ -58,31 +60,46 @@ def ring_due_consumers() -> list[int]:
     return rung
 
 
-def propagation_run(*, linger: float | None = None, wake: bool = True) -> int:
-    """Fan out every recorded change, waking the consumers' runners after each
-    batch (unless ``wake`` is off: the caller wakes them once, after), then
-    keep looking for ``linger`` seconds (the doorbell's throttle) so a change
-    whose ring was skipped is not left to the sweep. Returns the outbox rows
-    taken."""
-    if linger is None:
-        linger = settings.REFRAIN_PROPAGATION_DOORBELL_SECONDS * 1.5
-    taken = 0
+# The doorbell's lock (any constant bigint, unique among Refrain's locks).
+DOORBELL_LOCK = 0x5EF4A1_0001
+BATCH = 5000  # outbox rows per fan-out transaction
+
+
+def propagation_run(*, wake: bool = True) -> int:
+    """The doorbell: fan out the recorded changes and wake the runner of every
+    consumer with rows due (unless ``wake`` is off: the caller wakes them).
+
+    One runner at a time: a doorbell rung while another runs returns at once
+    (it holds no worker), and the runner fans out once more after letting go,
+    so whatever such a doorbell stood for is taken. The runner takes batches
+    while they come full (a backlog), handing on after
+    ``REFRAIN_DELIVERY_RUN_SECONDS``; a steady stream is taken one batch per
+    ring, so the deliveries rung meanwhile are not kept waiting. Every commit
+    is followed by a ring (``ring_at_most_every`` rings at the end of its
+    interval what it skipped). Returns the outbox rows taken."""
+    limit = BATCH
+    taken, hand_on = 0, False
     started = time.monotonic()
-    deadline = started + linger
-    while True:
-        count = propagation_fan_out()
-        taken += count
-        if count:
-            if wake:
+    with try_session_lock(DOORBELL_LOCK) as held:
+        if not held:
+            return 0
+        while True:
+            count = propagation_fan_out(limit=limit)
+            taken += count
+            if count and wake:
                 ring_due_consumers()
+            if count < limit:
+                break
             if time.monotonic() - started > settings.REFRAIN_DELIVERY_RUN_SECONDS:
-                # A steady stream: hand on rather than hold a worker for ever.
-                ring(propagate_task)
-                return taken
-            continue
-        if time.monotonic() >= deadline:
-            return taken
-        time.sleep(min(0.05, linger))
+                hand_on = True
+                break
+    if hand_on:
+        ring(propagate_task)
+        return taken
+    count = propagation_fan_out(limit=limit)
+    if count and wake:
+        ring_due_consumers()
+    return taken + count
 
 
 def consumer_backfill_step(*, consumer_id: int, chunk: int = 5000) -> bool:
@@ -170,7 +187,7 @@ def propagation_sweep(*, backfill_seconds: float = 3.0) -> dict:
     disabled = _disable_long_failing(now)
     # Runners are woken once, at the end (not also after the fan-out: one
     # message per consumer per sweep).
-    taken = propagation_run(linger=0, wake=False)
+    taken = propagation_run(wake=False)
     deadline = time.monotonic() + backfill_seconds
     for consumer_id in Consumer.objects.filter(
         backfill_after__isnull=False
@@ -211,7 +228,7 @@ def consumers_reconcile(
     run = CheckRun.objects.create(
         kind=CheckRun.Kind.CONSUMERS, triggered_by=triggered_by[:254]
     )
-    propagation_run(linger=0, wake=False)
+    propagation_run(wake=False)
     found: dict[int, int] = {}
     checked = 0
     for consumer in Consumer.objects.order_by("pk"):

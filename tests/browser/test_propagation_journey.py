@@ -80,7 +80,7 @@ def _consumers(partner_url: str) -> list[Consumer]:
 
 def _deliver_everything(consumers: list[Consumer]) -> None:
     """What the workers do, in this process."""
-    propagation_run(linger=0)
+    propagation_run()
     for consumer in consumers:
         consumer_deliver(consumer_id=consumer.pk)
 

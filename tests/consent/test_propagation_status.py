@@ -372,7 +372,7 @@ def test_a_change_goes_from_pending_to_delivered(signed_in, artist, make_track):
         for name in ("Registry A", "Registry B")
     ]
     track = make_track(artist=artist)
-    propagation_run(linger=0)
+    propagation_run()
     for consumer in registries:
         consumer_deliver(consumer_id=consumer.pk)
     url = f"/tracks/{track.public_id}/propagation/"
@@ -383,7 +383,7 @@ def test_a_change_goes_from_pending_to_delivered(signed_in, artist, make_track):
     assert status_in(signed_in.get(url).text, track)["text"] == (
         "Pending (0 of 2 delivered)"
     )
-    propagation_run(linger=0)
+    propagation_run()
     consumer_deliver(consumer_id=registries[0].pk)
     assert status_in(signed_in.get(url).text, track)["text"] == (
         "Pending (1 of 2 delivered)"

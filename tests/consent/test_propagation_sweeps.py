@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db import connections
 from django.utils import timezone
 
 from catalog.models import Track
@@ -21,8 +22,11 @@ from consent.propagation import (
     consumers_reconcile,
     delivery_attempts_purge,
     propagation_fan_out,
+    propagation_run,
     propagation_sweep,
+    sweeps,
 )
+from consent.propagation.sweeps import DOORBELL_LOCK
 from consent.services import consent_set
 from tests.consent.helpers import TRAINING
 
@@ -304,3 +308,57 @@ def test_purge_deletes_attempts_older_than_30_days_only():
         for started in DeliveryAttempt.objects.values_list("started_at", flat=True)
     )
     assert left == [0, 29]
+
+
+# --- one doorbell runner at a time ------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_doorbell_rung_while_another_runs_returns_at_once(task_queue, make_track):
+    # given a consumer, two recorded changes, and another runner holding the
+    # doorbell's lock on its own connection
+    consumer = webhook()
+    make_track(), make_track()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [DOORBELL_LOCK])
+
+        # when the doorbell rings here
+        taken = propagation_run()
+
+        # then it took nothing and woke nobody: the holder does it
+        assert taken == 0
+        assert PropagationChange.objects.count() == 2
+        assert task_queue.of("deliver") == []
+    finally:
+        other.close()  # the lock goes with the connection
+
+    # and once the holder is gone, the next ring takes both and wakes the
+    # consumer
+    assert propagation_run() == 2
+    assert due_tracks(consumer) == set(Track.objects.values_list("pk", flat=True))
+    assert task_queue.of("deliver") == [(consumer.pk,)]
+
+
+def test_a_backlog_is_taken_in_full_batches_and_handed_on_when_time_is_up(
+    task_queue, make_tracks, settings, monkeypatch
+):
+    # given 12 recorded changes, batches of 5 and no time to run
+    consumer = webhook()
+    make_tracks(12)
+    settings.REFRAIN_DELIVERY_RUN_SECONDS = 0
+    monkeypatch.setattr(sweeps, "BATCH", 5)
+
+    # when the doorbell rings
+    taken = propagation_run()
+
+    # then it took one full batch, woke the consumer, and rang itself again
+    assert taken == 5
+    assert task_queue.of("deliver") == [(consumer.pk,)]
+    assert task_queue.of("propagate") == [()]
+
+    # and with time to run, the next ring takes the rest
+    settings.REFRAIN_DELIVERY_RUN_SECONDS = 10
+    assert propagation_run() == 7
+    assert PropagationChange.objects.count() == 0
