@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from config.doorbell import ring
@@ -39,6 +38,8 @@ from consent.propagation.payloads import (
 )
 from consent.propagation.registry import registry_apply
 from consent.tasks import deliver as deliver_task
+
+SYNC = SyncState._meta.db_table
 
 logger = logging.getLogger("refrain.propagation")
 
@@ -160,6 +161,32 @@ def webhook_send(*, consumer: Consumer, body: str) -> Sent:
     )
 
 
+def _delivered_forward(consumer_id: int, sent: dict[int, int]) -> None:
+    """Raise each row's delivered version to what was sent, forward only
+    (whoever holds the row now): one UPDATE joined to the sent versions."""
+    items = sorted(sent.items())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {SYNC} s SET delivered_version = "  # noqa: S608 - model table; values are parameters
+                "GREATEST(s.delivered_version, v.version) "
+                "FROM unnest(%s::bigint[], %s::int[]) AS v(track_id, version) "
+                "WHERE s.consumer_id = %s AND s.track_id = v.track_id",
+                [[pk for pk, _ in items], [v for _, v in items], consumer_id],
+            )
+            return
+        for start in range(0, len(items), 400):
+            chunk = items[start : start + 400]
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            cursor.execute(
+                f"WITH v(track_id, version) AS (VALUES {values}) "  # noqa: S608 - model table, placeholders; values are parameters
+                f"UPDATE {SYNC} SET delivered_version = "
+                f"max({SYNC}.delivered_version, v.version) FROM v "
+                f"WHERE {SYNC}.consumer_id = %s AND {SYNC}.track_id = v.track_id",
+                [*[x for pair in chunk for x in pair], consumer_id],
+            )
+
+
 def _record_success(consumer: Consumer, claim: Claim, states: list[TrackState]):
     now = timezone.now()
     sent = {state.track_id: state.consent_version for state in states}
@@ -168,16 +195,7 @@ def _record_success(consumer: Consumer, claim: Claim, states: list[TrackState]):
     # never wait on each other in a cycle.
     list(mine.select_for_update().order_by("track_id").values_list("pk"))
     if sent:
-        # Forward only, whoever holds the row now.
-        mine.filter(track_id__in=list(sent)).update(
-            delivered_version=Greatest(
-                F("delivered_version"),
-                Case(
-                    *[When(track_id=pk, then=Value(v)) for pk, v in sent.items()],
-                    default=F("delivered_version"),
-                ),
-            )
-        )
+        _delivered_forward(consumer.pk, sent)
     # Due again only if its track changed meanwhile. A claimed track that
     # was not sent (no consent rows to tell of) is left to the nightly
     # reconciliation rather than claimed again at once, which would spin.
@@ -199,30 +217,33 @@ def _record_success(consumer: Consumer, claim: Claim, states: list[TrackState]):
 
 def _record_failure(consumer: Consumer, claim: Claim, sent: Sent) -> None:
     now = timezone.now()
-    rows = list(
+    rows = (
         SyncState.objects.select_for_update()
         .filter(
             consumer=consumer, track_id__in=claim.track_ids, lease_token=claim.token
         )
-        .order_by("pk")
+        .order_by("track_id")
+        .values_list("pk", "attempts")
     )
-    for row in rows:
-        row.attempts += 1
-        row.last_error = sent.error[:300]
-        row.lease_token = ""
-        row.lease_expires_at = None
-        delay = retry_delay(row.attempts)
+    # The rows failed together: one UPDATE per attempt count (usually one),
+    # each with its own draw of the schedule's jitter.
+    by_attempts: dict[int, list[int]] = {}
+    for pk, attempts in rows:
+        by_attempts.setdefault(attempts + 1, []).append(pk)
+    for attempts, pks in sorted(by_attempts.items()):
+        delay = retry_delay(attempts)
         if delay is None:
-            row.dead_at, row.next_attempt_at = now, None
+            due = {"dead_at": now, "next_attempt_at": None}
         else:
             wait = max(delay, sent.retry_after or 0.0)
-            row.next_attempt_at = now + timedelta(seconds=wait)
-    SyncState.objects.bulk_update(
-        rows,
-        ["attempts", "last_error", "lease_token", "lease_expires_at", "dead_at",
-         "next_attempt_at"],
-        batch_size=500,
-    )  # fmt: skip
+            due = {"next_attempt_at": now + timedelta(seconds=wait)}
+        SyncState.objects.filter(pk__in=pks).update(
+            attempts=attempts,
+            last_error=sent.error[:300],
+            lease_token="",
+            lease_expires_at=None,
+            **due,
+        )
     failures = consumer.consecutive_failures + 1
     hold = min(
         retry_delay(min(failures, len(settings.REFRAIN_WEBHOOK_RETRY_SCHEDULE))) or 0,

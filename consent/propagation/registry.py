@@ -25,12 +25,20 @@ def registry_apply(*, states: list[TrackState]) -> int:
     if not rows:
         return 0
     now = timezone.now()
-    values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
-    params = [value for row in rows for value in (*row, now)]
+    if connection.vendor == "postgresql":
+        # Four arrays: one short statement however many rows.
+        source = (
+            "SELECT v.t, v.u, v.e, v.c, %s FROM unnest(%s::bigint[], %s::text[], "
+            "%s::bool[], %s::int[]) AS v(t, u, e, c)"
+        )
+        params = [now, *(list(column) for column in zip(*rows, strict=True))]
+    else:
+        source = "VALUES " + ", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))
+        params = [value for row in rows for value in (*row, now)]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {REGISTRY} (track_id, use, eligible, consent_version, "  # noqa: S608 - model table, placeholders; values are parameters
-            f"updated_at) VALUES {values} "
+            f"INSERT INTO {REGISTRY} (track_id, use, eligible, consent_version, "  # noqa: S608 - model table, fixed fragments; values are parameters
+            f"updated_at) {source} "
             "ON CONFLICT (track_id, use) DO UPDATE SET "
             "eligible = excluded.eligible, consent_version = excluded.consent_version, "
             "updated_at = excluded.updated_at "
