@@ -305,43 +305,40 @@ def claim_deliver(*, consumer: Consumer, claim: Claim) -> bool:
 
 
 def consumer_deliver(*, consumer_id: int) -> int:
-    """Deliver everything due to one consumer; returns the tracks delivered.
+    """Deliver what is due to one consumer; returns the tracks delivered.
 
     Idempotent and safe to run concurrently: a second runner finds the turn
-    taken and returns; the runner that holds it looks again after letting go,
-    so rows made due meanwhile are never stranded. Runs for at most
-    ``REFRAIN_DELIVERY_RUN_SECONDS`` and then rings itself again.
+    taken and returns at once. The runner takes batches while they come full
+    (a backlog) for at most ``REFRAIN_DELIVERY_RUN_SECONDS``, and stops at the
+    first batch that is not: a steady stream is taken a batch per ring, so
+    the other consumers' runners (and the doorbell) are not kept waiting for
+    a worker. Rows due after it let go of its turn (made due while it held
+    it, or left by the time limit) ring it again, behind what queued
+    meanwhile, so none is stranded.
     """
     delivered = 0
     deadline = time.monotonic() + settings.REFRAIN_DELIVERY_RUN_SECONDS
-    for _ in range(3):
-        now = timezone.now()
-        if not consumer_take_turn(consumer_id=consumer_id, now=now):
-            return delivered
-        try:
-            while time.monotonic() < deadline:
-                consumer = Consumer.objects.filter(pk=consumer_id).first()
-                if consumer is None or consumer.status != Consumer.Status.ACTIVE:
-                    return delivered
-                claim = sync_claim(
-                    consumer_id=consumer_id,
-                    limit=settings.REFRAIN_DELIVERY_BATCH_SIZE,
-                    now=timezone.now(),
-                )
-                if claim is None:
-                    break
-                if not claim_deliver(consumer=consumer, claim=claim):
-                    return delivered
-                delivered += len(claim.track_ids)
-                Consumer.objects.filter(pk=consumer_id).update(
-                    delivering_until=timezone.now() + _lease()
-                )
-        finally:
-            consumer_end_turn(consumer_id=consumer_id)
-        if time.monotonic() >= deadline:
-            if consumer_has_due(consumer_id=consumer_id):
-                ring(deliver_task, consumer_id)
-            return delivered
-        if not consumer_has_due(consumer_id=consumer_id):
-            return delivered
+    batch = settings.REFRAIN_DELIVERY_BATCH_SIZE
+    if not consumer_take_turn(consumer_id=consumer_id, now=timezone.now()):
+        return delivered
+    try:
+        while time.monotonic() < deadline:
+            consumer = Consumer.objects.filter(pk=consumer_id).first()
+            if consumer is None or consumer.status != Consumer.Status.ACTIVE:
+                return delivered
+            claim = sync_claim(consumer_id=consumer_id, limit=batch, now=timezone.now())
+            if claim is None:
+                break
+            if not claim_deliver(consumer=consumer, claim=claim):
+                return delivered
+            delivered += len(claim.track_ids)
+            if len(claim.track_ids) < batch:
+                break
+            Consumer.objects.filter(pk=consumer_id).update(
+                delivering_until=timezone.now() + _lease()
+            )
+    finally:
+        consumer_end_turn(consumer_id=consumer_id)
+    if consumer_has_due(consumer_id=consumer_id):
+        ring(deliver_task, consumer_id)
     return delivered

@@ -4,6 +4,7 @@ yet sent; a doorbell wakes a worker after commit, a beat sweep finds what a
 lost doorbell missed)."""
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import User
-from config.doorbell import ring_at_most_every
+from config.doorbell import ring, ring_at_most_every
+from consent.db import try_session_lock
 from consent.models import LedgerEntry, Receipt
 from consent.policy import Policy, policy_current
 from consent.receipts import receipt_payload
@@ -69,18 +71,47 @@ def ring_receipts_doorbell() -> None:
     )
 
 
+# The sender's lock (any constant bigint, unique among Refrain's locks).
+RECEIPTS_LOCK = 0x5EF4A1_0002
+
+
+def _send_until(deadline: float, limit: int) -> tuple[int, bool]:
+    """Send pending receipts, oldest first, until none is left or the
+    deadline passes; returns (sent, whether any may be left)."""
+    sent = 0
+    while True:
+        pending = Receipt.objects.filter(emailed_at__isnull=True).order_by("pk")
+        batch = list(pending.values_list("pk", flat=True)[:limit])
+        for receipt_id in batch:
+            sent += receipt_email_send(receipt_id=receipt_id)
+            if time.monotonic() >= deadline:
+                return sent, True
+        if len(batch) < limit:
+            return sent, False
+
+
 def receipts_send_pending(*, limit: int = 1000) -> int:
     """E-mail every receipt not yet sent, one e-mail each (immediate mode).
 
     Safe to run concurrently and twice: ``receipt_email_send`` claims each
-    receipt under its row lock and marks it before the e-mail leaves.
+    receipt under its row lock and marks it before the e-mail leaves. One
+    sender at a time, so a burst of doorbells never takes every worker from
+    the deliveries: a doorbell rung while another sends returns at once, and
+    the sender looks again after letting go. A sender hands on (rings itself)
+    after ``REFRAIN_RECEIPT_RUN_SECONDS``, behind whatever queued meanwhile.
     """
     if settings.REFRAIN_RECEIPT_EMAILS != "immediate":
         return 0
-    sent = 0
-    pending = Receipt.objects.filter(emailed_at__isnull=True).order_by("pk")
-    for receipt_id in list(pending.values_list("pk", flat=True)[:limit]):
-        sent += receipt_email_send(receipt_id=receipt_id)
+    deadline = time.monotonic() + settings.REFRAIN_RECEIPT_RUN_SECONDS
+    with try_session_lock(RECEIPTS_LOCK) as held:
+        if not held:
+            return 0
+        sent, more = _send_until(deadline, limit)
+    if not more:
+        extra, more = _send_until(deadline, limit)
+        sent += extra
+    if more:
+        ring(send_pending_receipts_task)
     return sent
 
 

@@ -223,7 +223,7 @@ def test_an_older_send_never_moves_the_delivered_version_back(receiver, make_tra
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_change_committed_while_waiting_for_the_answer_stays_due(
-    receiver, make_track
+    receiver, make_track, task_queue
 ):
     # given a partner and a track granted, fanned out
     consumer = partner(receiver)
@@ -242,7 +242,14 @@ def test_a_change_committed_while_waiting_for_the_answer_stays_due(
     receiver.on_request = change_meanwhile
     consumer_deliver(consumer_id=consumer.pk)
 
-    # then the runner looked again and sent version 2 as well
+    # then the row is due again and the runner rang itself, behind whatever
+    # queued meanwhile
+    assert [r.tracks()[0]["consent_version"] for r in receiver.received] == [1]
+    assert task_queue.of("deliver") == [(consumer.pk,)]
+    assert row(consumer, track).next_attempt_at is not None
+
+    # and that ring sends version 2
+    consumer_deliver(consumer_id=consumer.pk)
     assert [r.tracks()[0]["consent_version"] for r in receiver.received] == [1, 2]
     assert receiver.received[1].tracks()[0]["eligible"] == {TRAINING: False}
     state = row(consumer, track)

@@ -1,0 +1,67 @@
+"""The receipt sender (``receipts_send_pending``): one at a time, so a burst
+of doorbells never takes every worker from the deliveries, and handing on
+when its time is up."""
+
+import pytest
+from django.core import mail
+from django.db import connections
+
+from consent.models import Receipt
+from consent.services import consent_set, receipts_send_pending
+from consent.services.receipt_outbox import RECEIPTS_LOCK
+from tests.consent.helpers import TRAINING
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _pending_receipts(make_track, count: int) -> None:
+    artist = UserFactory()
+    for _ in range(count):
+        track = make_track(artist=artist)
+        consent_set(track=track, use=TRAINING, state="granted", actor=artist,
+                    source="web")  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_a_sender_woken_while_another_sends_returns_at_once(task_queue, make_track):
+    # given two receipts not e-mailed yet, and another sender holding the
+    # sender's lock on its own connection
+    _pending_receipts(make_track, 2)
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [RECEIPTS_LOCK])
+
+        # when a doorbell wakes a sender here
+        sent = receipts_send_pending()
+
+        # then it sent nothing (the holder does it)
+        assert sent == 0
+        assert mail.outbox == []
+    finally:
+        other.close()  # the lock goes with the connection
+
+    # and once the holder is gone, the next one sends both, once each
+    assert receipts_send_pending() == 2
+    assert len(mail.outbox) == 2
+    assert not Receipt.objects.filter(emailed_at__isnull=True).exists()
+
+
+def test_a_sender_whose_time_is_up_hands_on(task_queue, make_track, settings):
+    # given three receipts not e-mailed yet and no time to send
+    _pending_receipts(make_track, 3)
+    task_queue.sent.clear()
+    settings.REFRAIN_RECEIPT_RUN_SECONDS = 0
+
+    # when the sender runs
+    sent = receipts_send_pending()
+
+    # then it sent one and rang itself again, for after what queued meanwhile
+    assert sent == 1
+    assert task_queue.of("send_pending_receipts") == [()]
+
+    # and with time, the next one sends the other two
+    settings.REFRAIN_RECEIPT_RUN_SECONDS = 5
+    assert receipts_send_pending() == 2
+    assert len(mail.outbox) == 3
