@@ -35,23 +35,6 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 TIMEOUT = 300
 
 
-def record_changes(track_ids: list[int]) -> None:
-    """Raise each track's consent version and record it for propagation, as
-    a change does (the ledger and receipts are other benchmarks' part)."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from consent.propagation import propagation_record
-
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE catalog_track SET consent_version = consent_version + 1 "
-            "WHERE id = ANY(%s) RETURNING id, consent_version",
-            [track_ids],
-        )
-        propagation_record(versions=dict(cursor.fetchall()), now=timezone.now())
-
-
 def noop_round(logs: Path) -> float:
     from bench.tasks import noop
 
@@ -76,7 +59,7 @@ def noop_round(logs: Path) -> float:
 
 def delivery_round(logs: Path, consumer_ids: list[int], track_ids: list[int]) -> float:
     kit.broker_flush()
-    record_changes(track_ids)
+    kit.record_changes(track_ids)
     behind = kit.behind(consumer_ids, track_ids)
     if behind < len(track_ids):
         raise RuntimeError(f"only {behind} pairs behind after the changes")

@@ -182,6 +182,24 @@ def behind(consumer_ids: list[int], track_ids: list[int]) -> int:
         return cursor.fetchone()[0]
 
 
+def record_changes(track_ids: list[int]) -> None:
+    """Raise each track's consent version and record it for propagation, in
+    one transaction, as a change does (the ledger and receipts are other
+    benchmarks' part)."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from consent.propagation import propagation_record
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE catalog_track SET consent_version = consent_version + 1 "
+            "WHERE id = ANY(%s) RETURNING id, consent_version",
+            [track_ids],
+        )
+        propagation_record(versions=dict(cursor.fetchall()), now=timezone.now())
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
