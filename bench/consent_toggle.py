@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
+from bench import propagation_kit as kit  # noqa: E402
 from bench.catalog_list import DB_NAME, OWNER, ensure_catalogue  # noqa: E402
 
 LUA = """
@@ -88,11 +89,15 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "8"))
 SECONDS = 5
 WORKERS = int(os.environ.get("BENCH_WORKERS", "4"))  # README: gunicorn --workers 4
 THREADS = 2
+# Issue 11: the toggle with three consumers configured (the registry and two
+# partner webhooks); BENCH_DELIVERY_WORKERS > 0 also runs a worker with that
+# many processes delivering during the runs (on the same two CPUs).
+DELIVERY_WORKERS = int(os.environ.get("BENCH_DELIVERY_WORKERS", "0"))
 
 
 def main() -> None:
     ensure_catalogue()
-    common.setup_django()
+    kit.setup_django()
     from django.db import connection
     from django.middleware.csrf import _get_new_csrf_string
 
@@ -148,9 +153,19 @@ def main() -> None:
     cpu: dict[str, list[dict[str, float]]] = {name: [] for _, name in RUNS}
     changes: dict[str, int] = {name: 0 for _, name in RUNS}
     with (
+        kit.three_consumers() as (consumers, _),
         common.gunicorn(workers=WORKERS) as base,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        celery = kit.Celery(Path(tmp))
+        if DELIVERY_WORKERS:
+            celery.worker(concurrency=DELIVERY_WORKERS)
+        print(
+            f"{len(consumers)} consumers configured "
+            f"({', '.join(c.name for c in consumers)}); "
+            f"delivering meanwhile: {DELIVERY_WORKERS or 'no'} worker processes",
+            flush=True,
+        )
         # What earlier benchmarks left (the import's rows, the policy run's
         # million updates) is vacuumed and written out before the first
         # round, not by the kernel's writeback in the middle of one, where it
@@ -200,6 +215,7 @@ def main() -> None:
                     f"errors {r.errors}",
                     flush=True,
                 )
+        celery.stop()
     baseline_name = RUNS[0][1]
 
     def median_ratio(name: str, attribute: str) -> float:

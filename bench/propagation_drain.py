@@ -2,11 +2,12 @@
 
 The three consumers (the registry and two partner webhooks served by
 ``bench/receiver.py``); partner 1's endpoint answers 503 while 100,000 tracks
-change (20 commits of 5,000, recorded as the write path records them), so its
-rows pile up while the other two keep up. Then the endpoint recovers and the
-clock runs until partner 1 holds every track at its new version. One ``celery
-worker --concurrency=4`` and ``celery beat``, as the Procfile runs them; the
-retry schedule and the probe of a failing endpoint shortened to seconds
+change, so its rows pile up while the other two keep up (real changes: one use
+flipped on each track through the bulk service, one transaction per artist and
+state). Then the endpoint recovers and the clock runs until partner 1 holds
+every track at its new version. One ``celery worker --concurrency=4`` and
+``celery beat``, as the Procfile runs them; the retry schedule and the probe
+of a failing endpoint shortened to seconds
 (``REFRAIN_WEBHOOK_RETRY_SCHEDULE=1,2,4,8,16``,
 ``REFRAIN_WEBHOOK_PROBE_SECONDS=2``) so the drain is measured, not the wait.
 The workers' resident memory is sampled every second; their logs are searched
@@ -54,13 +55,12 @@ def wait(condition, what: str, celery, samples: list | None = None) -> float:
 def main() -> None:
     ensure_catalogue()
     kit.setup_django()
-    from catalog.models import Track
     from consent.models import DeliveryAttempt, SyncState
 
     with tempfile.TemporaryDirectory() as directory, kit.three_consumers() as ready:
         consumers, base = ready
         registry, down, up = consumers
-        ids = list(Track.objects.order_by("?").values_list("pk", flat=True)[:BACKLOG])
+        ids = kit.changeable_tracks(BACKLOG)
         kit.broker_flush()
         before = DeliveryAttempt.objects.order_by("-pk").values_list("pk", flat=True)
         before = before.first() or 0

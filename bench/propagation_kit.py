@@ -182,22 +182,43 @@ def behind(consumer_ids: list[int], track_ids: list[int]) -> int:
         return cursor.fetchone()[0]
 
 
-def record_changes(track_ids: list[int]) -> None:
-    """Raise each track's consent version and record it for propagation, in
-    one transaction, as a change does (the ledger and receipts are other
-    benchmarks' part)."""
-    from django.db import connection, transaction
-    from django.utils import timezone
+USE = "ai-inference"  # the use the propagation benchmarks change
 
-    from consent.propagation import propagation_record
 
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE catalog_track SET consent_version = consent_version + 1 "
-            "WHERE id = ANY(%s) RETURNING id, consent_version",
-            [track_ids],
-        )
-        propagation_record(versions=dict(cursor.fetchall()), now=timezone.now())
+def changeable_tracks(count: int) -> list[int]:
+    """``count`` independent tracks at random (no use of theirs is locked)."""
+    from consent.models import TrackConsent
+
+    return list(
+        TrackConsent.objects.filter(use=USE, license_class="independent")
+        .order_by("?")
+        .values_list("track_id", flat=True)[:count]
+    )
+
+
+def record_changes(track_ids: list[int]) -> int:
+    """Real changes: flip ``USE`` on each track, through the bulk service
+    (``consent_bulk_set_chunk``: ledger rows, eligibility, outbox rows, one
+    transaction per artist and new state). Returns the tracks changed."""
+    from accounts.models import User
+    from consent.models import TrackConsent
+    from consent.services import consent_bulk_set_chunk, new_request_id
+
+    groups: dict[tuple[int, str], list[int]] = {}
+    for track_id, artist_id, decision in TrackConsent.objects.filter(
+        track_id__in=track_ids, use=USE
+    ).values_list("track_id", "artist_id", "decision"):
+        state = "denied" if decision == "granted" else "granted"
+        groups.setdefault((artist_id, state), []).append(track_id)
+    artists = User.objects.in_bulk({artist_id for artist_id, _ in groups})
+    changed = 0
+    for (artist_id, state), ids in sorted(groups.items()):
+        outcome = consent_bulk_set_chunk(
+            artist=artists[artist_id], track_ids=ids, use=USE, state=state,
+            actor=None, source="bulk", request_id=new_request_id(),
+        )  # fmt: skip
+        changed += outcome.changed
+    return changed
 
 
 def _stop(process: subprocess.Popen) -> None:
