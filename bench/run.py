@@ -12,6 +12,9 @@ SCRIPTS = [
     "consent_bulk.py",
     "consent_policy.py",
     "ledger_anchor.py",
+    "propagation_delivery.py",
+    "propagation_lag.py",
+    "propagation_drain.py",
 ]
 
 if __name__ == "__main__":
