@@ -14,6 +14,7 @@ Everything here is started by the test and stopped by its own pid, also when
 the test fails; nothing shared (the suite's PostgreSQL and Redis) is touched.
 """
 
+import copy
 import json
 import os
 import shutil
@@ -32,7 +33,8 @@ from pathlib import Path
 
 from django.conf import settings as django_settings
 from django.db import connection
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from consent.propagation.receiver import receiver_apply
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 WAIT = 60.0  # seconds, for any one step (a worker starting, a drill converging)
@@ -302,16 +304,17 @@ class Request:
 class Receiver:
     """A partner's endpoint: verifies, applies forward only, records all.
 
-    ``secret`` must be set before requests arrive (``Webhook(secret).verify``
-    with the reference library). ``held`` maps a track's public id to the
-    highest ``consent_version`` received and its eligibility; an older one
-    is ignored and counted in ``ignored_older``; the same version with a
-    different eligibility (two states under one version) in ``conflicts``.
-    ``script`` holds answers for the next requests (status, headers), then
-    ``always`` (if set), else 200."""
+    Verifying and applying are ``receiver_apply``'s (the demo's receiver and
+    the tests share that one definition). ``secret`` must be set before
+    requests arrive. ``held`` maps a track's public id to the highest
+    ``consent_version`` received and its eligibility; an older one is ignored
+    and counted in ``ignored_older``; the same version with a different
+    eligibility (two states under one version) in ``conflicts``. ``script``
+    holds answers for the next requests (status, headers), then ``always``
+    (if set), else 200; a request answered with an error applies nothing."""
 
     secret: str = ""
-    held: dict[str, tuple[int, dict]] = field(default_factory=dict)
+    store: dict = field(default_factory=dict)
     ignored_older: int = 0
     duplicates: int = 0
     conflicts: list = field(default_factory=list)
@@ -321,6 +324,11 @@ class Receiver:
     seen_ids: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
+
+    @property
+    def held(self) -> dict[str, tuple[int, dict]]:
+        with self.lock:
+            return {k: (v["version"], v["eligible"]) for k, v in self.store.items()}
 
     @property
     def url(self) -> str:
@@ -356,40 +364,32 @@ class Receiver:
 
     def answer(self, path: str, headers: dict, body: bytes) -> tuple[int, dict]:
         with self.lock:
-            try:
-                payload = Webhook(self.secret).verify(body, headers)
-            except WebhookVerificationError as error:
+            scripted = self.script[0] if self.script else self.always
+            status, extra = scripted or (200, {})
+            accept = 200 <= status < 300
+            # An error answer applies nothing: verified against a copy.
+            target = self.store if accept else copy.deepcopy(self.store)
+            tally: dict = {}
+            verdict, words = receiver_apply(
+                target, body.decode(), headers, self.secret, tally
+            )
+            if verdict != 200:
                 self.requests.append(
-                    Request(path, headers, body, 401, time.time(), False, str(error))
+                    Request(path, headers, body, verdict, time.time(), False, words)
                 )
-                return 401, {}
+                return verdict, {}
             if self.script:
-                status, extra = self.script.pop(0)
-            elif self.always is not None:
-                status, extra = self.always
-            else:
-                status, extra = 200, {}
-            if 200 <= status < 300:
-                self._apply(headers, payload)
+                self.script.pop(0)
+            if accept:
+                if headers["webhook-id"] in self.seen_ids:
+                    self.duplicates += 1
+                self.seen_ids.add(headers["webhook-id"])
+                self.ignored_older += tally["older"]
+                self.conflicts.extend(tally["conflicts"])
             self.requests.append(
                 Request(path, headers, body, status, time.time(), True)
             )
             return status, extra
-
-    def _apply(self, headers: dict, payload: dict) -> None:
-        if headers["webhook-id"] in self.seen_ids:
-            self.duplicates += 1
-        self.seen_ids.add(headers["webhook-id"])
-        for track in payload.get("data", {}).get("tracks", []):
-            key, version = track["track"], track["consent_version"]
-            held = self.held.get(key)
-            if held is not None and version < held[0]:
-                self.ignored_older += 1
-            elif held is not None and version == held[0]:
-                if held[1] != track["eligible"]:
-                    self.conflicts.append((key, version, held[1], track["eligible"]))
-            else:
-                self.held[key] = (version, track["eligible"])
 
     def post(self, body: bytes, headers: dict[str, str]) -> int:
         """Send a request to this receiver as the test (a replay, a forgery);

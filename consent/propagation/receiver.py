@@ -61,7 +61,11 @@ def _tracks(payload) -> list[tuple[str, int, dict[str, bool]]]:
 
 
 def receiver_apply(
-    store: dict, body: str, headers: Mapping[str, str], secret: str
+    store: dict,
+    body: str,
+    headers: Mapping[str, str],
+    secret: str,
+    tally: dict | None = None,
 ) -> tuple[int, str]:
     """Verify ``body`` against ``headers`` with ``secret`` and apply it to
     ``store`` ({track public id: {"version", "eligible", "received_at",
@@ -71,6 +75,10 @@ def receiver_apply(
     401: the signature, secret or timestamp does not verify (nothing
     applied). 400: signed but malformed (nothing applied). 200 otherwise; a
     duplicate or an older version changes nothing, so retries are harmless.
+    A state that differs from the one held under the same version (which
+    Refrain never sends) is held as it was and counted as a conflict. With
+    ``tally``, the counts are added to it (``applied``, ``unchanged``,
+    ``older``, and ``conflicts``: (track, version, held, received) each).
     """
     try:
         payload = _verified(body, headers, secret)
@@ -87,9 +95,24 @@ def receiver_apply(
         tracks = _tracks(payload)
     except Malformed as error:
         return 400, f"Malformed consent.state event: {error}."
-    now = datetime.now(UTC).isoformat(timespec="seconds")
     message_id = {k.lower(): v for k, v in headers.items()}.get("webhook-id", "")
-    applied = unchanged = older = 0
+    counts = _apply_forward(store, tracks, message_id)
+    if tally is not None:
+        for key, count in counts.items():
+            tally[key] = tally.get(key, [] if key == "conflicts" else 0) + count
+    conflicts = counts["conflicts"]
+    words = (
+        f"Applied {counts['applied']}, already held {counts['unchanged']}, "
+        f"older ignored {counts['older']}"
+    )
+    if conflicts:
+        words += f", {len(conflicts)} in conflict with the state held"
+    return 200, words + "."
+
+
+def _apply_forward(store: dict, tracks, message_id: str) -> dict:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    counts: dict = {"applied": 0, "unchanged": 0, "older": 0, "conflicts": []}
     for public_id, version, eligible in tracks:
         held = store.get(public_id)
         if held is None or version > held["version"]:
@@ -99,12 +122,16 @@ def receiver_apply(
                 "received_at": now,
                 "message_id": message_id,
             }
-            applied += 1
+            counts["applied"] += 1
         elif version == held["version"]:
-            unchanged += 1
+            counts["unchanged"] += 1
+            if held["eligible"] != eligible:
+                counts["conflicts"].append(
+                    (public_id, version, held["eligible"], eligible)
+                )
         else:
-            older += 1
-    return 200, f"Applied {applied}, already held {unchanged}, older ignored {older}."
+            counts["older"] += 1
+    return counts
 
 
 @contextmanager

@@ -88,6 +88,31 @@ def test_versions_only_move_forward_and_duplicates_are_harmless():
     assert (store["trackA"]["version"], store["trackA"]["eligible"]) == (5, NO)
 
 
+def test_two_states_under_one_version_are_reported_and_the_first_kept():
+    # given a receiver holding version 5 as "yes"
+    store, tally = {}, {}
+    first = state_body(("trackA", 5, YES))
+    receiver_apply(store, first, signed(first), SECRET, tally)
+
+    # when version 5 arrives again saying "no" (which Refrain never sends)
+    second = state_body(("trackA", 5, NO))
+    status, words = receiver_apply(store, second, signed(second), SECRET, tally)
+
+    # then the state held is kept and the conflict reported, in words and
+    # in the tally
+    assert (status, words) == (
+        200, "Applied 0, already held 1, older ignored 0, 1 in conflict with the "
+        "state held."
+    )  # fmt: skip
+    assert (store["trackA"]["version"], store["trackA"]["eligible"]) == (5, YES)
+    assert tally == {
+        "applied": 1,
+        "unchanged": 1,
+        "older": 0,
+        "conflicts": [("trackA", 5, YES, NO)],
+    }
+
+
 def _tampered(body, headers):
     return body.replace("true", "false"), headers
 

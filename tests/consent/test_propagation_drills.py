@@ -726,9 +726,9 @@ def test_the_receiver_rejects_forgeries_and_a_replayed_delivery_is_harmless(
     # nothing
     assert [tampered_answer, wrong_answer, stale_answer] == [401, 401, 401]
     assert [r.error for r in receiver.requests if not r.verified] == [
-        "No matching signature found",
-        "No matching signature found",
-        "Message timestamp too old",
+        "Signature rejected: No matching signature found.",
+        "Signature rejected: No matching signature found.",
+        "Signature rejected: Message timestamp too old.",
     ]
     assert replay_answer == 200
     assert receiver.duplicates == 1
