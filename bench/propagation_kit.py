@@ -186,13 +186,20 @@ USE = "ai-inference"  # the use the propagation benchmarks change
 
 
 def changeable_tracks(count: int) -> list[int]:
-    """``count`` independent tracks at random (no use of theirs is locked)."""
+    """``count`` independent tracks (no use of theirs is locked), whole
+    artists' catalogues from a random artist on, so a change is a few large
+    transactions (one per artist and state), as a bulk change makes them."""
+    import random
+
     from consent.models import TrackConsent
 
+    independent = TrackConsent.objects.filter(use=USE, license_class="independent")
+    total = independent.count()
+    start = random.randrange(max(1, total - count))  # noqa: S311 - not a secret
     return list(
-        TrackConsent.objects.filter(use=USE, license_class="independent")
-        .order_by("?")
-        .values_list("track_id", flat=True)[:count]
+        independent.order_by("artist_id", "track_id").values_list(
+            "track_id", flat=True
+        )[start : start + count]
     )
 
 

@@ -59,8 +59,10 @@ def consumer_create(
     not resolve or resolves to a refused address is an error now; every
     delivery checks it again anyway.
 
-    It hears of changes from now on; replay it from a date to send it the
-    state of tracks changed before."""
+    It first receives the current state of every track (a backfill the beat
+    sweep walks in chunks, as after a replay of everything), then every
+    change as it happens: a partner that only heard of changes from now on
+    would not know which of the tracks it already holds it may not use."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise ConsumerError("Give the consumer a name of 1 to 100 characters.")
@@ -83,6 +85,7 @@ def consumer_create(
             uses=parsed,
             secret=secret,
             created_by=actor,
+            backfill_after=0,
         )
     return WithSecret(consumer, secret)
 

@@ -71,6 +71,9 @@ def test_create_stores_an_active_webhook_and_returns_its_secret_once(policy_admi
     assert consumer.status == Consumer.Status.ACTIVE
     assert consumer.created_by == policy_admin
     assert consumer.secret == made.secret
+    # it is sent the current state of every track first (a backfill from the
+    # first track, not only changes made from now on)
+    assert (consumer.backfill_after, consumer.backfill_since) == (0, None)
     # a Standard Webhooks secret: "whsec_" and 32 random bytes in base64
     assert SECRET.match(made.secret)
     assert len(base64.b64decode(made.secret.removeprefix("whsec_"))) == 32
