@@ -74,11 +74,11 @@ def main() -> None:
                 kit.record_changes(ids[start : start + CHUNK])
             recorded = time.monotonic() - started
             others = wait(
-                lambda: kit.behind([registry.pk, up.pk], ids) == 0,
+                lambda: kit.behind([registry.pk, up.pk]) == 0,
                 "the other two consumers keeping up",
                 celery,
             )
-            backlog = kit.behind([down.pk], ids)
+            backlog = kit.behind([down.pk])
             failures = DeliveryAttempt.objects.filter(
                 consumer=down, pk__gt=before
             ).count()
@@ -87,7 +87,7 @@ def main() -> None:
             first = first.first() or 0
             samples: list[tuple[float, float]] = []
             drained = wait(
-                lambda: kit.behind([down.pk], ids) == 0,
+                lambda: kit.behind([down.pk]) == 0,
                 "the drain",
                 celery,
                 samples,

@@ -165,19 +165,21 @@ def consumers_ready(base_factory):
     return consumers, base
 
 
-def behind(consumer_ids: list[int], track_ids: list[int]) -> int:
-    """Of these tracks, (consumer, track) pairs not delivered at the track's
-    version yet, plus outbox rows not fanned out."""
+def behind(consumer_ids: list[int]) -> int:
+    """Outbox rows not fanned out, plus these consumers' rows not delivered
+    (due, leased, waiting for a retry, or dead-lettered). The scripts start
+    with nothing pending (``consumers_ready``), so this counts their changes;
+    it reads the partial indexes, never the million tracks."""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT (SELECT count(*) FROM consent_propagationchange) + "
-            "(SELECT count(*) FROM catalog_track t CROSS JOIN unnest(%s::bigint[]) "
-            "AS c(id) LEFT JOIN consent_syncstate s ON s.track_id = t.id AND "
-            "s.consumer_id = c.id WHERE t.id = ANY(%s) AND "
-            "(s.id IS NULL OR s.delivered_version < t.consent_version))",
-            [consumer_ids, track_ids],
+            "(SELECT count(*) FROM consent_syncstate WHERE consumer_id = ANY(%s) "
+            "AND next_attempt_at IS NOT NULL) + "
+            "(SELECT count(*) FROM consent_syncstate WHERE consumer_id = ANY(%s) "
+            "AND dead_at IS NOT NULL)",
+            [consumer_ids, consumer_ids],
         )
         return cursor.fetchone()[0]
 

@@ -167,8 +167,7 @@ def main() -> None:
             else:
                 counts = stream_service(tracks_state)
             ended = time.monotonic()
-            ids = [pk for _, pk in tracks]
-            while kit.behind(consumer_ids, ids):
+            while kit.behind(consumer_ids):
                 if time.monotonic() - ended > SETTLE:
                     raise RuntimeError(
                         f"not delivered {SETTLE}s after the stream:\n"
