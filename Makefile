@@ -23,6 +23,8 @@ $(VENV)/.installed-dev: requirements-dev.txt requirements.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+run: export REFRAIN_HOST = $(HOST)
+run: export REFRAIN_PORT = $(PORT)
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
@@ -35,7 +37,7 @@ run: install
 	@echo "    admin@example.com    superuser, policy-admins"
 	@echo "  E-mails are written to var/mail/. Press Ctrl-C to stop."
 	@echo ""
-	REFRAIN_HOST=$(HOST) REFRAIN_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	$(BIN)/honcho start -f Procfile
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -317,7 +317,13 @@ REFRAIN_UPLOAD_MAX_BYTES = env.int(
 # Bearer tokens of the platform's catalogue system (import API).
 REFRAIN_PLATFORM_TOKENS = env.list("REFRAIN_PLATFORM_TOKENS", default=[])
 # Absolute links in e-mails sent by workers (no request to build them from).
-REFRAIN_SITE_URL = env.str("REFRAIN_SITE_URL", default="http://127.0.0.1:8000")
+# `make run` sets REFRAIN_HOST and REFRAIN_PORT (HOST, PORT) for every process
+# it starts, so links and the demo partner's address follow the port served.
+REFRAIN_SITE_URL = env.str(
+    "REFRAIN_SITE_URL",
+    default=f"http://{env.str('REFRAIN_HOST', default='127.0.0.1')}:"
+    f"{env.int('REFRAIN_PORT', default=8000)}",
+)
 # The site's Ed25519 signing key (its 32-byte seed, base64url): ledger anchors
 # are signed with it. Required in production; the embedded default generates
 # one into var/.

@@ -90,6 +90,24 @@ def consumer_create(
     return WithSecret(consumer, secret)
 
 
+def consumer_move(*, consumer: Consumer, url: str) -> bool:
+    """Point a webhook at another URL (checked as at creation), clearing a
+    hold so the next delivery goes there at once; returns whether it moved."""
+    if consumer.kind != Consumer.Kind.WEBHOOK:
+        raise ConsumerError("The built-in registry has no URL.")
+    problem = webhooks.url_problem(url or "") or (
+        "The URL is longer than 500 characters." if len(url) > 500 else ""
+    )
+    if problem:
+        raise ConsumerError(problem)
+    if consumer.url == url:
+        return False
+    _check_address(url)
+    Consumer.objects.filter(pk=consumer.pk).update(url=url, hold_until=None)
+    consumer.url, consumer.hold_until = url, None
+    return True
+
+
 def _check_address(url: str) -> None:
     """Refuse at once a host that resolves to a private address (unless
     ``REFRAIN_WEBHOOK_ALLOW_PRIVATE``) or not at all: every delivery would

@@ -3,13 +3,18 @@ forward), the ``/demo/webhook/`` view that serves it, and ``seed_demo``'s
 "Demo partner" consumer pointed at it."""
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from consent.models import Consumer
 from consent.propagation import (
@@ -394,6 +399,53 @@ def test_seed_demo_adds_the_demo_partner_once(settings):
     assert "demo partner: exists Demo partner" in second
     assert Consumer.objects.filter(name="Demo partner").count() == 1
     assert Consumer.objects.get(name="Demo partner").secret == secret
+
+
+@pytest.mark.django_db
+def test_seed_demo_moves_the_demo_partner_to_the_port_served(settings):
+    # given the demo seeded when `make run` served port 8123, its partner held
+    # back after failing
+    settings.REFRAIN_DEMO_RECEIVER = True
+    settings.REFRAIN_WEBHOOK_ALLOW_PRIVATE = True
+    settings.REFRAIN_SITE_URL = "http://127.0.0.1:8123"
+    _seed()
+    Consumer.objects.filter(name="Demo partner").update(hold_until=timezone.now())
+
+    # when `make run` seeds again for port 8124
+    settings.REFRAIN_SITE_URL = "http://127.0.0.1:8124"
+    out = _seed()
+
+    # then the partner points at the receiver on 8124, free to deliver now,
+    # with the same secret
+    consumer = Consumer.objects.get(name="Demo partner")
+    assert (consumer.url, consumer.hold_until) == (
+        "http://127.0.0.1:8124/demo/webhook/",
+        None,
+    )
+    assert "demo partner: moved Demo partner -> " \
+        "http://127.0.0.1:8124/demo/webhook/" in out  # fmt: skip
+
+
+def test_the_site_url_follows_make_runs_host_and_port():
+    # given the environment `make run HOST=0.0.0.0 PORT=8124` gives each process
+    env = {
+        **os.environ,
+        "REFRAIN_HOST": "0.0.0.0",  # noqa: S104 - a value, nothing listens here
+        "REFRAIN_PORT": "8124",
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+    }
+    env.pop("REFRAIN_SITE_URL", None)
+
+    # when the settings are read
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); "
+         "from django.conf import settings; print(settings.REFRAIN_SITE_URL)"],
+        env=env, capture_output=True, text=True, check=True,
+        cwd=django_settings.BASE_DIR,
+    )  # fmt: skip
+
+    # then links and the demo partner use that address
+    assert result.stdout.strip() == "http://0.0.0.0:8124"
 
 
 @pytest.mark.django_db

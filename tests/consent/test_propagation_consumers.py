@@ -13,6 +13,7 @@ from consent.propagation import (
     ConsumerError,
     consumer_create,
     consumer_disable,
+    consumer_move,
     consumer_pause,
     consumer_replay,
     consumer_resume,
@@ -301,3 +302,21 @@ def test_the_registry_is_sent_no_test_event():
         lambda: consumer_send_test(consumer=consumer),
         "The built-in registry is not sent test events.",
     )
+
+
+# --- move (the demo partner follows `make run`'s port) ----------------------------
+
+
+def test_move_rejects_a_bad_url_and_the_registry_and_changes_nothing(settings):
+    settings.REFRAIN_WEBHOOK_ALLOW_PRIVATE = False
+    partner = create().consumer
+
+    rejected(
+        lambda: consumer_move(consumer=partner, url="ftp://partner.example/x"),
+        "The URL must start with https:// (or http://).",
+    )
+    rejected(
+        lambda: consumer_move(consumer=registry(), url="https://x.example/"),
+        "The built-in registry has no URL.",
+    )
+    assert consumer_move(consumer=partner, url=partner.url) is False

@@ -9,7 +9,7 @@ from catalog.demo import catalog_bulk_generate, demo_isrc, demo_rows
 from catalog.models import LicenseClass, Track
 from consent.demo import trackconsent_bulk_load
 from consent.models import Consumer, Decision, Source
-from consent.propagation import ConsumerError, consumer_create
+from consent.propagation import ConsumerError, consumer_create, consumer_move
 from consent.services import catalog_import, consent_set
 from consent.uses import Use
 
@@ -125,10 +125,18 @@ class Command(BaseCommand):
         if not settings.REFRAIN_DEMO_RECEIVER:
             self.stdout.write("demo partner: skipped (REFRAIN_DEMO_RECEIVER is off)")
             return
-        if Consumer.objects.filter(name__iexact=name).exists():
-            self.stdout.write(f"demo partner: exists {name}")
-            return
         url = f"{settings.REFRAIN_SITE_URL.rstrip('/')}/demo/webhook/"
+        existing = Consumer.objects.filter(name__iexact=name).first()
+        if existing is not None:
+            # `make run` on another port: the demo receiver moved with it.
+            try:
+                moved = consumer_move(consumer=existing, url=url)
+            except ConsumerError as error:
+                raise CommandError(f"The demo partner cannot move: {error}") from None
+            self.stdout.write(
+                f"demo partner: {'moved' if moved else 'exists'} {name} -> {url}"
+            )
+            return
         try:
             consumer_create(
                 name=name,
