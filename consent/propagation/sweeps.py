@@ -102,6 +102,21 @@ def propagation_run(*, wake: bool = True) -> int:
     return taken + count
 
 
+def fan_out_unlocked() -> int:
+    """Fan out what is recorded, for at most ``REFRAIN_DELIVERY_RUN_SECONDS``,
+    without the doorbell's lock: the sweep and the reconciliation are the
+    safety net, so they never depend on the doorbell (``SKIP LOCKED`` makes
+    this safe beside a runner). Returns the outbox rows taken."""
+    taken = 0
+    deadline = time.monotonic() + settings.REFRAIN_DELIVERY_RUN_SECONDS
+    while time.monotonic() < deadline:
+        count = propagation_fan_out(limit=BATCH)
+        taken += count
+        if count < BATCH:
+            break
+    return taken
+
+
 def consumer_backfill_step(*, consumer_id: int, chunk: int = 5000) -> bool:
     """Queue the next ``chunk`` tracks of a backfill or replay (every track,
     or those changed or uploaded since its date); True while more remain."""
@@ -187,7 +202,7 @@ def propagation_sweep(*, backfill_seconds: float = 3.0) -> dict:
     disabled = _disable_long_failing(now)
     # Runners are woken once, at the end (not also after the fan-out: one
     # message per consumer per sweep).
-    taken = propagation_run(wake=False)
+    taken = fan_out_unlocked()
     deadline = time.monotonic() + backfill_seconds
     for consumer_id in Consumer.objects.filter(
         backfill_after__isnull=False
@@ -228,7 +243,7 @@ def consumers_reconcile(
     run = CheckRun.objects.create(
         kind=CheckRun.Kind.CONSUMERS, triggered_by=triggered_by[:254]
     )
-    propagation_run(wake=False)
+    fan_out_unlocked()
     found: dict[int, int] = {}
     checked = 0
     for consumer in Consumer.objects.order_by("pk"):

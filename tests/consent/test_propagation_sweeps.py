@@ -332,7 +332,11 @@ def test_a_doorbell_rung_while_another_runs_returns_at_once(task_queue, make_tra
         assert PropagationChange.objects.count() == 2
         assert task_queue.of("deliver") == []
     finally:
-        other.close()  # the lock goes with the connection
+        # Let go before closing: a closed connection's server process may
+        # still hold the lock for a moment after the client has gone.
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [DOORBELL_LOCK])
+        other.close()
 
     # and once the holder is gone, the next ring takes both and wakes the
     # consumer
@@ -362,3 +366,28 @@ def test_a_backlog_is_taken_in_full_batches_and_handed_on_when_time_is_up(
     settings.REFRAIN_DELIVERY_RUN_SECONDS = 10
     assert propagation_run() == 7
     assert PropagationChange.objects.count() == 0
+
+
+@pytest.mark.postgres
+def test_the_sweep_fans_out_even_while_the_doorbell_is_held(task_queue, make_track):
+    # given a consumer, two recorded changes, and the doorbell's lock held on
+    # another connection (a runner at work, or one that never let go)
+    consumer = webhook()
+    make_track(), make_track()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [DOORBELL_LOCK])
+
+        # when beat sweeps
+        outcome = propagation_sweep()
+
+        # then the safety net did not wait for the doorbell: both are fanned
+        # out and the consumer woken
+        assert outcome["fanned_out"] == 2
+        assert outcome["rung"] == [consumer.pk]
+        assert PropagationChange.objects.count() == 0
+    finally:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [DOORBELL_LOCK])
+        other.close()
