@@ -84,3 +84,21 @@ def registry_consumer():
         },
     )
     return consumer
+
+
+@contextmanager
+def advisory_lock_held_elsewhere(key: int):
+    """Hold the PostgreSQL advisory lock ``key`` on a connection of its own
+    (another runner at work) for the block; let go before closing, since a
+    closed connection's server process may hold the lock a moment longer."""
+    from django.db import connections
+
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        yield
+    finally:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        other.close()

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
-from django.db import connections
 from django.utils import timezone
 
 from catalog.models import Track
@@ -28,7 +27,7 @@ from consent.propagation import (
 )
 from consent.propagation.sweeps import DOORBELL_LOCK
 from consent.services import consent_set
-from tests.consent.helpers import TRAINING
+from tests.consent.helpers import TRAINING, advisory_lock_held_elsewhere
 
 pytestmark = pytest.mark.django_db
 
@@ -319,11 +318,7 @@ def test_a_doorbell_rung_while_another_runs_returns_at_once(task_queue, make_tra
     # doorbell's lock on its own connection
     consumer = webhook()
     make_track(), make_track()
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [DOORBELL_LOCK])
-
+    with advisory_lock_held_elsewhere(DOORBELL_LOCK):
         # when the doorbell rings here
         taken = propagation_run()
 
@@ -331,12 +326,6 @@ def test_a_doorbell_rung_while_another_runs_returns_at_once(task_queue, make_tra
         assert taken == 0
         assert PropagationChange.objects.count() == 2
         assert task_queue.of("deliver") == []
-    finally:
-        # Let go before closing: a closed connection's server process may
-        # still hold the lock for a moment after the client has gone.
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [DOORBELL_LOCK])
-        other.close()
 
     # and once the holder is gone, the next ring takes both and wakes the
     # consumer
@@ -374,11 +363,7 @@ def test_the_sweep_fans_out_even_while_the_doorbell_is_held(task_queue, make_tra
     # another connection (a runner at work, or one that never let go)
     consumer = webhook()
     make_track(), make_track()
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [DOORBELL_LOCK])
-
+    with advisory_lock_held_elsewhere(DOORBELL_LOCK):
         # when beat sweeps
         outcome = propagation_sweep()
 
@@ -387,7 +372,3 @@ def test_the_sweep_fans_out_even_while_the_doorbell_is_held(task_queue, make_tra
         assert outcome["fanned_out"] == 2
         assert outcome["rung"] == [consumer.pk]
         assert PropagationChange.objects.count() == 0
-    finally:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [DOORBELL_LOCK])
-        other.close()

@@ -4,12 +4,11 @@ when its time is up."""
 
 import pytest
 from django.core import mail
-from django.db import connections
 
 from consent.models import Receipt
 from consent.services import consent_set, receipts_send_pending
 from consent.services.receipt_outbox import RECEIPTS_LOCK
-from tests.consent.helpers import TRAINING
+from tests.consent.helpers import TRAINING, advisory_lock_held_elsewhere
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,23 +27,13 @@ def test_a_sender_woken_while_another_sends_returns_at_once(task_queue, make_tra
     # given two receipts not e-mailed yet, and another sender holding the
     # sender's lock on its own connection
     _pending_receipts(make_track, 2)
-    other = connections.create_connection("default")
-    try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [RECEIPTS_LOCK])
-
+    with advisory_lock_held_elsewhere(RECEIPTS_LOCK):
         # when a doorbell wakes a sender here
         sent = receipts_send_pending()
 
         # then it sent nothing (the holder does it)
         assert sent == 0
         assert mail.outbox == []
-    finally:
-        # Let go before closing: a closed connection's server process may
-        # still hold the lock for a moment after the client has gone.
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [RECEIPTS_LOCK])
-        other.close()
 
     # and once the holder is gone, the next one sends both, once each
     assert receipts_send_pending() == 2
