@@ -1,11 +1,13 @@
-"""How the JSON API answers a request whose parameters do not validate.
+"""How the JSON API answers an error: always ``{"code", "message", "detail"}``.
+
+``code`` is stable (clients branch on it), ``message`` is one sentence for a
+person, and ``detail`` repeats it (the shape of the first version of the API).
 
 django-ninja checks every typed parameter (path, query, header, body) before
 the view runs and, by default, answers 422 with pydantic's list of errors.
-This API answers **400** instead, ``{"detail": "<one sentence>"}``, the same
-shape as every other error it gives, and keeps 422 for the one case that is
-not about the request's form (an ``Idempotency-Key`` reused for another
-request).
+This API answers **400** ``invalid_request`` instead, and keeps 422 for the
+one case that is not about the request's form (an ``Idempotency-Key`` reused
+for another request).
 """
 
 import json
@@ -13,9 +15,42 @@ import re
 from collections.abc import Callable
 from functools import partial
 
-from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI
-from ninja.errors import ValidationError, ValidationErrorContext
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, ValidationError, ValidationErrorContext
+from pydantic import Field
+
+
+class ErrorOut(Schema):
+    code: str = Field(description="stable, for programs: e.g. invalid_request")
+    message: str = Field(description="one sentence saying what is wrong")
+    detail: str = Field(description="the message again")
+
+
+def error_body(code: str, message: str, **extra) -> dict:
+    return {"code": code, "message": message, "detail": message, **extra}
+
+
+def error_response(
+    status: int, code: str, message: str, *, headers: dict | None = None, **extra
+) -> JsonResponse:
+    response = JsonResponse(error_body(code, message, **extra), status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+class ApiProblem(Exception):
+    """Raised anywhere in an API call (authentication included): answered as
+    ``status`` with ``{"code", "message", "detail"}`` and ``headers``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict | None = None
+    ):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
 
 # Where a parameter was read from, as the message names it.
 _PLACES = {
@@ -141,10 +176,31 @@ class RefrainAPI(NinjaAPI):
 def _bad_request(
     request: HttpRequest, exc: ValidationError, *, api: NinjaAPI
 ) -> HttpResponse:
-    return api.create_response(
-        request, {"detail": validation_message(exc.errors)}, status=400
+    return error_response(400, "invalid_request", validation_message(exc.errors))
+
+
+def _problem_response(request: HttpRequest, exc: ApiProblem) -> HttpResponse:
+    return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+
+
+def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    message = str(exc.message) if exc.message != "Unauthorized" else ""
+    return error_response(
+        401,
+        "unauthorized",
+        message or "Send a valid key or token as Authorization: Bearer <key>.",
+        headers={"WWW-Authenticate": "Bearer"},
     )
 
 
-def answer_validation_errors_with_400(api: NinjaAPI) -> None:
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(404, "not_found", str(exc) or "There is nothing here.")
+
+
+def answer_errors_as_json(api: NinjaAPI) -> None:
+    """Every error this API gives as ``{"code", "message", "detail"}``; a
+    request that does not fit the schema is a 400."""
     api.add_exception_handler(ValidationError, partial(_bad_request, api=api))
+    api.add_exception_handler(ApiProblem, _problem_response)
+    api.add_exception_handler(AuthenticationError, _unauthorized)
+    api.add_exception_handler(Http404, _not_found)

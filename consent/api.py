@@ -22,6 +22,7 @@ from accounts.api import personal_token_auth
 from accounts.models import User
 from catalog.models import Track
 from catalog.selectors import DEFAULT_SORT, track_for_owner, track_page_for_owner
+from config.api_errors import ErrorOut, error_response
 from consent.api_types import (
     DEFAULT_PAGE_SIZE,
     MAX_CURSOR,
@@ -59,12 +60,7 @@ from consent.uses import USE_ORDER
 router = Router(tags=["artists"], auth=[personal_token_auth, django_auth])
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
-class LockedOut(Schema):
-    detail: str
+class LockedOut(ErrorOut):
     reason: str
 
 
@@ -207,7 +203,7 @@ def my_tracks(
         }
     )
     if not form.is_valid():
-        return Status(400, {"detail": _form_error(form)})
+        return _error(400, "invalid_request", _form_error(form))
     user = request.auth
     page = track_page_for_owner(
         owner=user,
@@ -254,8 +250,8 @@ def my_tracks(
     )
 
 
-def _error(status: int, detail: str, **extra) -> JsonResponse:
-    return JsonResponse({"detail": detail, **extra}, status=status)
+def _error(status: int, code: str, message: str, **extra) -> JsonResponse:
+    return error_response(status, code, message, **extra)
 
 
 def _consent_write(
@@ -361,7 +357,7 @@ def set_consent(
     try:
         track = track_for_owner(owner=user, public_id=public_id)
     except Http404:
-        return _error(404, "You have no track with this id.")
+        return _error(404, "not_found", "You have no track with this id.")
 
     run = partial(
         _consent_write,
@@ -385,13 +381,15 @@ def set_consent(
                 run=run,
             )
     except IdempotencyKeyReused as error:
-        return _error(422, str(error))
+        return _error(422, "idempotency_key_reused", str(error))
     except VersionConflict as error:
-        return _error(412, str(error))
+        return _error(412, "version_conflict", str(error))
     except ConsentLocked as error:
-        return _error(409, str(error), reason=locked_reason(track.license_class, use))
+        return _error(
+            409, "locked", str(error), reason=locked_reason(track.license_class, use)
+        )
     except ConsentError as error:
-        return _error(400, str(error))
+        return _error(400, "invalid_request", str(error))
     # Sorted keys: the stored answer comes back from a JSON column in its own
     # key order, and a replay must be byte for byte the first answer.
     response = JsonResponse(

@@ -37,3 +37,13 @@ def try_session_lock(key: int):
                     cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
             except DatabaseError:
                 pass  # the connection is gone, and the lock with it
+
+
+def transaction_lock(key: int) -> None:
+    """Take the lock ``key`` until the current transaction ends (PostgreSQL's
+    transaction-level advisory lock; elsewhere writers are serialised
+    already). Call inside ``transaction.atomic``."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])

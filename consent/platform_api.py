@@ -1,4 +1,5 @@
-"""The platform's catalogue endpoints of the JSON API (platform token).
+"""The platform's catalogue endpoints of the JSON API (a ``catalog`` API key,
+or one of the platform tokens in ``REFRAIN_PLATFORM_TOKENS``).
 
 Lives in ``consent`` because an import also gives new tracks their consent
 rows and re-evaluates reclassified ones (``consent.services.catalog_import``)."""
@@ -12,6 +13,8 @@ from ninja import Router, Schema, Status
 from ninja.security import HttpBearer
 
 from catalog.importer import detect_format, read_rows, text_stream
+from config.api_errors import ErrorOut, error_response
+from consent.partner_api import catalog_key
 from consent.services import catalog_import
 
 
@@ -59,10 +62,6 @@ class ImportReportOut(Schema):
     errors: list[RowErrorOut]
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
 router = Router(tags=["catalogue"])
 
 # The body is the file itself, read as a stream (not JSON, so ninja does not
@@ -94,10 +93,30 @@ _IMPORT_BODY = {
 
 
 @router.post(
-    "/catalog/imports",
-    auth=PlatformToken(),
-    response={200: ImportReportOut, 400: ErrorOut, 401: ErrorOut},
+    "/catalog/import",
+    auth=[catalog_key, PlatformToken()],
+    response={
+        200: ImportReportOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        429: ErrorOut,
+    },
     summary="Import tracks (CSV or JSON Lines body), upserting by ISRC",
+    openapi_extra={"requestBody": _IMPORT_BODY},
+)
+# The first version's path, kept for the clients that use it.
+@router.post(
+    "/catalog/imports",
+    auth=[catalog_key, PlatformToken()],
+    response={
+        200: ImportReportOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        429: ErrorOut,
+    },
+    include_in_schema=False,
     openapi_extra={"requestBody": _IMPORT_BODY},
 )
 def import_tracks(request: HttpRequest):
@@ -107,12 +126,11 @@ def import_tracks(request: HttpRequest):
     not stop valid ones; sending the same file twice changes nothing."""
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
     if content_type not in ("text/csv", "application/x-ndjson", "application/jsonl"):
-        return Status(
+        return error_response(
             400,
-            {
-                "detail": "Send the file as the body with Content-Type text/csv "
-                "or application/x-ndjson."
-            },
+            "unsupported_media_type",
+            "Send the file as the body with Content-Type text/csv "
+            "or application/x-ndjson.",
         )
     fmt = detect_format("", content_type)
     # Read the body as a stream: a catalogue file is larger than Django's

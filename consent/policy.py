@@ -40,6 +40,32 @@ def is_eligible(rule: str, decision: str, default: str | None) -> bool:
     return answer != Decision.DENIED
 
 
+# Why a track is or is not eligible, as the partner API reports it: one
+# stable code per branch of ``is_eligible``.
+REASONS: dict[str, str] = {
+    "prohibited": "The platform's policy does not allow this use of this track.",
+    "granted": "The artist said yes to this use of this track.",
+    "denied": "The artist said no to this use of this track.",
+    "default_granted": "The artist's default for this use is yes.",
+    "default_denied": "The artist's default for this use is no.",
+    "no_answer_opt_in": "Nobody has said yes, and the policy needs a yes.",
+    "no_answer_opt_out": "Nobody has said no, and the policy allows it unless "
+    "the artist says no.",
+}
+
+
+def eligibility_reason(rule: str, decision: str, default: str | None) -> str:
+    """The code (a key of ``REASONS``) of the branch of ``is_eligible`` that
+    decides ``rule`` × answer."""
+    if is_locked(rule):
+        return "prohibited"
+    if decision:
+        return decision
+    if default:
+        return f"default_{default}"
+    return "no_answer_opt_in" if rule == Rule.OPT_IN else "no_answer_opt_out"
+
+
 # The values each input of ``is_eligible`` takes: a rule, a decision ("" when
 # the artist has not decided) and an explicit default (None when never set).
 RULE_VALUES: tuple[str, ...] = tuple(Rule.values)

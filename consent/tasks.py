@@ -158,3 +158,30 @@ def purge_delivery_attempts() -> None:
     from consent.propagation import delivery_attempts_purge
 
     delivery_attempts_purge()
+
+
+@shared_task(name="consent.fold_lookups")
+def fold_lookups() -> None:
+    """Doorbell and beat: fold logged eligibility checks into daily counts
+    per partner and track. Idempotent (a row is deleted as it is folded)."""
+    from consent.partners import lookups_fold
+
+    lookups_fold()
+
+
+@shared_task(name="consent.build_export")
+def build_export(snapshot_id: int) -> None:
+    """Write and sign one export snapshot (a second message for it finds it
+    built, or being built by another worker, and returns)."""
+    from consent.partners import export_build
+
+    export_build(snapshot_id=snapshot_id)
+
+
+@shared_task(name="consent.prune_partner_data")
+def prune_partner_data() -> None:
+    """Beat, daily: the change feed keeps 35 days, look-ups 13 months, and
+    export files only their newest snapshots."""
+    from consent.partners import partner_data_prune
+
+    partner_data_prune()

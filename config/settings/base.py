@@ -474,3 +474,30 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60 * 60.0,
     },
 }
+
+# The partner API (consent.partners). A key's rate limit is per minute; a
+# new key gets REFRAIN_API_KEY_RATE_LIMIT unless it is given its own. The
+# public trainability answer is limited per address and cached by clients
+# for REFRAIN_TRAINABILITY_MAX_AGE seconds.
+REFRAIN_API_KEY_RATE_LIMIT = env.int("REFRAIN_API_KEY_RATE_LIMIT", default=600)
+REFRAIN_PUBLIC_RATE_LIMIT = env.int("REFRAIN_PUBLIC_RATE_LIMIT", default=120)
+REFRAIN_TRAINABILITY_MAX_AGE = env.int("REFRAIN_TRAINABILITY_MAX_AGE", default=60)
+# Signed exports: files under REFRAIN_EXPORT_DIR; one older than
+# REFRAIN_EXPORT_MAX_AGE_SECONDS is rebuilt before it is served again.
+REFRAIN_EXPORT_DIR = env.str("REFRAIN_EXPORT_DIR", default=str(VAR_DIR / "exports"))
+REFRAIN_EXPORT_MAX_AGE_SECONDS = env.int(
+    "REFRAIN_EXPORT_MAX_AGE_SECONDS", default=15 * 60
+)
+# The change feed keeps at least this many days; look-ups 13 months.
+REFRAIN_FEED_KEEP_DAYS = env.int("REFRAIN_FEED_KEEP_DAYS", default=35)
+REFRAIN_LOOKUP_KEEP_DAYS = env.int("REFRAIN_LOOKUP_KEEP_DAYS", default=13 * 31)
+REFRAIN_LOOKUP_DOORBELL_SECONDS = env.float(
+    "REFRAIN_LOOKUP_DOORBELL_SECONDS", default=2.0
+)
+CELERY_BEAT_SCHEDULE |= {
+    "fold-partner-lookups": {"task": "consent.fold_lookups", "schedule": 30.0},
+    "prune-partner-data": {
+        "task": "consent.prune_partner_data",
+        "schedule": crontab(hour=4, minute=50),
+    },
+}

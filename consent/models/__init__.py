@@ -1,6 +1,8 @@
 """Consent's tables, by concern: the core (decisions, policy, eligibility,
 ledger, receipts, jobs and checks) and propagation (consumers, their sync
-state, the change outbox, delivery attempts, the training-data registry).
+state, the change outbox, delivery attempts, the training-data registry) and
+the partner API (partners, keys, look-ups, acknowledgements, the change
+feed, exports).
 
 Tables and constraints only; every write is in ``consent.services`` or
 ``consent.propagation``.
@@ -8,7 +10,9 @@ Tables and constraints only; every write is in ``consent.services`` or
 
 from consent.models.core import *  # noqa: F403
 from consent.models.core import __all__ as _core
+from consent.models.partners import *  # noqa: F403
+from consent.models.partners import __all__ as _partners
 from consent.models.propagation import *  # noqa: F403
 from consent.models.propagation import __all__ as _propagation
 
-__all__ = [*_core, *_propagation]
+__all__ = [*_core, *_propagation, *_partners]

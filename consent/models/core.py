@@ -253,6 +253,13 @@ class LedgerEntry(models.Model):
                 condition=~models.Q(request_id=""),
                 name="consent_ledger_request",
             ),
+            # Withdrawals (a use no longer permitted), which partners must
+            # acknowledge (``consent.partners.acknowledgements``).
+            models.Index(
+                fields=["created_at", "track"],
+                condition=models.Q(old_eligible=True, new_eligible=False),
+                name="consent_ledger_withdrawn",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -6,8 +6,8 @@ small row per track changed, never one per consumer, so the toggle's cost does
 not grow with the consumers. ``propagation_fan_out`` runs in a worker: it
 claims outbox rows with ``SKIP LOCKED`` (SQLite's writers are serialised by
 its ``IMMEDIATE`` transactions, the equivalent), raises each consumer's
-``desired_version`` for those tracks, makes the rows due, and deletes them, all
-in one transaction.
+``desired_version`` for those tracks, makes the rows due, deletes them and
+appends the tracks to the partners' change feed, all in one transaction.
 """
 
 from collections.abc import Mapping
@@ -20,6 +20,7 @@ from django.utils import timezone
 from catalog.models import Track
 from config.doorbell import ring_at_most_every
 from consent.models import Consumer, PropagationChange, SyncState
+from consent.partners.feed import feed_append
 from consent.tasks import propagate as propagate_task
 
 SYNC = SyncState._meta.db_table
@@ -173,8 +174,11 @@ def propagation_fan_out(*, limit: int = 5000) -> int:
             else:
                 tracks[track_id] = (max(held[0], version), min(held[1], created_at))
         consumer_ids = sorted(Consumer.objects.values_list("pk", flat=True))
-        sync_upsert(consumer_ids=consumer_ids, tracks=tracks, now=timezone.now())
+        now = timezone.now()
+        sync_upsert(consumer_ids=consumer_ids, tracks=tracks, now=now)
         PropagationChange.objects.filter(id__in=[row[0] for row in rows]).delete()
+        # Last: the feed's lock is held from here to the commit.
+        feed_append(track_ids=list(tracks), now=now)
     return len(rows)
 
 
