@@ -17,7 +17,12 @@ from functools import partial
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Schema
-from ninja.errors import AuthenticationError, ValidationError, ValidationErrorContext
+from ninja.errors import (
+    AuthenticationError,
+    HttpError,
+    ValidationError,
+    ValidationErrorContext,
+)
 from pydantic import Field
 
 
@@ -193,6 +198,19 @@ def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
     )
 
 
+_HTTP_CODES = {400: "invalid_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    """ninja's own refusals (a failed CSRF check is a 403)."""
+    message = str(exc.message)
+    if message and not message.endswith("."):
+        message += "."
+    return error_response(
+        exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), message
+    )
+
+
 def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(404, "not_found", str(exc) or "There is nothing here.")
 
@@ -202,5 +220,6 @@ def answer_errors_as_json(api: NinjaAPI) -> None:
     request that does not fit the schema is a 400."""
     api.add_exception_handler(ValidationError, partial(_bad_request, api=api))
     api.add_exception_handler(ApiProblem, _problem_response)
+    api.add_exception_handler(HttpError, _http_error)
     api.add_exception_handler(AuthenticationError, _unauthorized)
     api.add_exception_handler(Http404, _not_found)

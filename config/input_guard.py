@@ -8,7 +8,7 @@ file name, or a JSON body carries a NUL, or the query string, a urlencoded form
 or a JSON body is not UTF-8 or holds a lone surrogate, or
 when a JSON body is nested deeper than ``MAX_JSON_DEPTH`` or larger than
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (then 413). Under ``/api/`` the answer is JSON
-(``{"detail": …, "code": "bad_input"}``, the API's error shape); elsewhere it
+(``{"code": "bad_input", "message": …, "detail": …}``, the API's error shape); elsewhere it
 is plain text, like the pages' other error answers.
 
 Streamed bodies (the catalogue import's CSV and JSON Lines) are left alone:
@@ -173,7 +173,8 @@ def bad_input_response(request: HttpRequest, error: BadInput) -> HttpResponse:
     message = str(error)
     if request.path_info.startswith("/api/"):
         return JsonResponse(
-            {"detail": message, "code": "bad_input"}, status=error.status
+            {"code": "bad_input", "message": message, "detail": message},
+            status=error.status,
         )
     return HttpResponse(
         f"Bad request: {message}\n",

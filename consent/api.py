@@ -16,7 +16,7 @@ from typing import Annotated
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja import Header, Path, Query, Router, Schema, Status
 from ninja.security import django_auth
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from accounts.api import personal_token_auth
 from accounts.models import User
@@ -94,6 +94,9 @@ class TrackListOut(Schema):
 class ConsentIn(BaseModel):
     # A plain pydantic model: ninja's Schema reads attributes of any object,
     # so a JSON list or string would pass as "an object without state".
+    # A member this schema does not name is refused, not ignored.
+    model_config = ConfigDict(extra="forbid")
+
     state: StateName = Field(
         description="granted, denied, or default (follow your default for the use)"
     )

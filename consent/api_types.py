@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
 
 from catalog.models import LicenseClass
@@ -81,3 +81,21 @@ IdempotencyKey = Annotated[
     str,
     Matches(r"^[ -~]{1,255}$", "must be 1 to 255 printable ASCII characters"),
 ]
+
+# Text in a JSON body: the input guard (config.input_guard) refuses a NUL
+# and a lone surrogate anywhere in a body, so the schema says so too.
+Text = Annotated[
+    str,
+    Matches(r"^[^\x00\ud800-\udfff]*$", "must be text without NUL characters"),
+]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "is not a whole number")
+    return value
+
+
+# A whole number in a JSON body: 3 and 3.0 (JSON Schema's integers), never
+# true or false (which pydantic would read as 1 and 0).
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]

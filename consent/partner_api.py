@@ -16,10 +16,10 @@ from django.utils import timezone
 from django.utils.http import http_date, quote_etag
 from ninja import Path, Query, Router, Schema, Status
 from ninja.security import HttpBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from config.api_errors import ApiProblem, ErrorOut, error_response
-from consent.api_types import Matches, UseSlug
+from consent.api_types import Matches, Text, UseSlug, WholeNumber
 from consent.models import Acknowledgement, ApiKey, ExportSnapshot, TrackConsent
 from consent.partners import (
     MEDIA_TYPES,
@@ -38,7 +38,7 @@ from consent.partners import (
     signature_document,
     track_by_identifier,
 )
-from consent.partners.check import MAX_ITEMS
+from consent.partners.check import ISRC_PATTERN, MAX_ITEMS, PUBLIC_ID_PATTERN
 from consent.partners.feed import MAX_PAGE
 from consent.uses import USE_ORDER
 
@@ -96,17 +96,29 @@ Identifier = Annotated[
         "is not an ISRC (CC-XXX-YY-NNNNN) or a track id (1 to 22 of A-Z a-z 0-9 _ -)",
     ),
 ]
-ShortText = Annotated[str, Field(max_length=60)]
+# The items' patterns are in the schema, and checked by the service, which
+# names every item that does not match (pydantic would stop at a sentence).
+IsrcItem = Annotated[
+    str, Field(max_length=60, json_schema_extra={"pattern": ISRC_PATTERN})
+]
+TrackIdItem = Annotated[
+    str, Field(max_length=60, json_schema_extra={"pattern": PUBLIC_ID_PATTERN})
+]
 
 
 class CheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     use: UseSlug
-    isrcs: list[ShortText] = Field(
+    isrcs: list[IsrcItem] = Field(
         default_factory=list,
         description=f"ISRCs, hyphenated or not; with track_ids at most {MAX_ITEMS:,}",
+        json_schema_extra={"maxItems": MAX_ITEMS},
     )
-    track_ids: list[ShortText] = Field(
-        default_factory=list, description="Refrain's public track ids"
+    track_ids: list[TrackIdItem] = Field(
+        default_factory=list,
+        description="Refrain's public track ids",
+        json_schema_extra={"maxItems": MAX_ITEMS},
     )
 
 
@@ -295,12 +307,18 @@ class SignatureOut(Schema):
 @router.get(
     "/eligibility/export.sig",
     auth=partner_key,
-    response={200: SignatureOut, 202: BuildingOut, 404: ErrorOut, **_KEY_ERRORS},
+    response={
+        200: SignatureOut,
+        202: BuildingOut,
+        400: ErrorOut,
+        404: ErrorOut,
+        **_KEY_ERRORS,
+    },
     summary="The detached signature of an export",
 )
 def export_signature(
     request: HttpRequest,
-    use: Annotated[UseSlug | None, Query()] = None,
+    use: Annotated[UseSlug, Query()],
     format: Annotated[ExportFormat, Query()] = "jsonl",  # noqa: A002
     snapshot: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ):
@@ -308,16 +326,12 @@ def export_signature(
     export ``use`` and ``format`` would give now."""
     if snapshot is not None:
         found = ExportSnapshot.objects.filter(
-            pk=snapshot, status=ExportSnapshot.Status.READY
+            pk=snapshot, use=use, status=ExportSnapshot.Status.READY
         ).first()
-    elif use is not None:
+    else:
         found, _ = export_for(use=use, fmt=format)
         if found is None:
             return _building(use, format)
-    else:
-        return error_response(
-            400, "invalid_request", "Name the snapshot, or the use (and format)."
-        )
     if found is None:
         return error_response(404, "not_found", "There is no such export.")
     return Status(200, signature_document(found))
@@ -341,7 +355,10 @@ class ChangesOut(Schema):
     as_of: datetime
 
 
-Cursor = Annotated[str, Field(max_length=40)]
+Cursor = Annotated[
+    str,
+    Matches(r"^c[0-9]{1,18}$", "is not a cursor the change feed gave out"),
+]
 
 
 @router.get(
@@ -379,12 +396,16 @@ def changes(
 
 
 class AcknowledgementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     track: Identifier = Field(description="ISRC or public track id")
     use: UseSlug
-    consent_version: int = Field(ge=0, le=2**31 - 1)
+    consent_version: WholeNumber = Field(ge=0, le=2**31 - 1)
     status: Literal["applied", "removed"]
-    dataset: str = Field(min_length=1, max_length=200, description="name and version")
-    note: str = Field("", max_length=500)
+    dataset: Annotated[Text, Field(min_length=1, max_length=200)] = Field(
+        description="the dataset's name and version"
+    )
+    note: Annotated[Text, Field(max_length=500)] = ""
 
 
 class AcknowledgementOut(Schema):
@@ -452,7 +473,13 @@ def _client_address(request: HttpRequest) -> str:
 @router.get(
     "/tracks/{identifier}/trainability",
     auth=None,
-    response={200: TrainabilityOut, 404: ErrorOut, 429: ErrorOut},
+    response={
+        200: TrainabilityOut,
+        304: None,
+        400: ErrorOut,
+        404: ErrorOut,
+        429: ErrorOut,
+    },
     summary="Public: what a track may be used for (no key)",
     tags=["public"],
 )

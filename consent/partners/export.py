@@ -189,9 +189,12 @@ def _build(snapshot: ExportSnapshot) -> ExportSnapshot:
         f"{snapshot.use}-{snapshot.feed_seq}-{secrets.token_hex(4)}.{snapshot.format}"
     )
     path = export_dir() / name
+    # One snapshot of the database for the whole read (a transaction of its
+    # own; inside another one, as in a test, that one's).
+    repeatable = connection.vendor == "postgresql" and not connection.in_atomic_block
     try:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
+            if repeatable:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             as_of = timezone.now()

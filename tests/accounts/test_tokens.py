@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.models import PersonalAccessToken
 from accounts.services import token_authenticate, token_create, token_revoke
+from tests.api_errors import api_error
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -221,9 +222,9 @@ def test_revoking_a_token_refuses_it_on_the_api(client, user):
     assert token.revoked_at is not None
     refused = api.get(API_URL, headers=_bearer(plaintext))
     assert refused.status_code == 401
-    assert refused.json() == {
-        "detail": "The access token is unknown or has been revoked."
-    }
+    assert refused.json() == api_error(
+        "unauthorized", "The access token is unknown or has been revoked."
+    )
     assert "The token was revoked." in client.get(TOKENS_URL).text
 
 

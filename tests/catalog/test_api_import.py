@@ -4,11 +4,12 @@ import pytest
 
 from accounts.models import User
 from catalog.models import Label, Track
+from tests.api_errors import api_error
 from tests.catalog.helpers import fresh_counts, kept_counts
 
 pytestmark = pytest.mark.django_db
 
-URL = "/api/v1/catalog/imports"
+URL = "/api/v1/catalog/import"
 TOKEN = "test-token"
 CSV = """isrc,title,artist_email,license_class,label,duration_ms
 US-RC1-76-07839,Night Drive,indie@example.com,independent,,215000
@@ -143,7 +144,9 @@ def test_without_the_platform_token_nothing_is_written(
     response = _post(client, CSV, token=token, **headers)
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "Unauthorized"}
+    assert response.json() == api_error(
+        "unauthorized", "Send a valid key or token as Authorization: Bearer <key>."
+    )
     _nothing_written()
     assert invitation_queue.sent == []
 
@@ -178,10 +181,10 @@ def test_a_wrong_content_type_is_refused_and_nothing_written(
     response = _post(client, CSV, content_type=content_type)
 
     assert response.status_code == 400
-    assert response.json() == {
-        "detail": "Send the file as the body with Content-Type text/csv or "
-        "application/x-ndjson."
-    }
+    assert response.json() == api_error(
+        "unsupported_media_type",
+        "Send the file as the body with Content-Type text/csv or application/x-ndjson.",
+    )
     _nothing_written()
 
 

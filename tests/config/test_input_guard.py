@@ -66,7 +66,7 @@ def _bad_text(response, words: str) -> None:
 
 def _bad_json(response, words: str, status: int = 400) -> None:
     assert response.status_code == status
-    assert response.json() == {"detail": words, "code": "bad_input"}
+    assert response.json() == {"detail": words, "message": words, "code": "bad_input"}
 
 
 # --- The checks themselves ----------------------------------------------------------

@@ -28,6 +28,7 @@ from consent.services import (
     trackconsent_create_missing,
 )
 from consent.uses import USE_ORDER
+from tests.api_errors import api_error
 from tests.factories import TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -315,7 +316,7 @@ def test_a_bad_filter_is_a_400_that_says_why(api, artist, query, message):
     response = api.get(LIST_URL, query)
 
     assert response.status_code == 400
-    assert response.json() == {"detail": f"Invalid query: {message}"}
+    assert response.json() == api_error("invalid_request", f"Invalid query: {message}")
 
 
 def _b64(position) -> str:
@@ -342,10 +343,11 @@ def test_a_hostile_cursor_is_a_400_never_a_500(api, artist, sort, position):
     response = api.get(LIST_URL, {"sort": sort, "cursor": _b64(position)})
 
     assert response.status_code == 400
-    assert response.json() == {
-        "detail": "Invalid query: cursor: not a cursor this list gave out (send "
-        "next_cursor or previous_cursor back unchanged, with the same sort)"
-    }
+    assert response.json() == api_error(
+        "invalid_request",
+        "Invalid query: cursor: not a cursor this list gave out (send "
+        "next_cursor or previous_cursor back unchanged, with the same sort)",
+    )
 
 
 @pytest.mark.parametrize("limit", ["٣", "１０", "9" * 5000])
@@ -385,18 +387,21 @@ def test_a_bad_limit_is_a_400(api, limit, message):
     response = api.get(LIST_URL, {"limit": limit})
 
     assert response.status_code == 400
-    assert response.json() == {"detail": f"Invalid query: limit: {message}."}
+    assert response.json() == api_error(
+        "invalid_request", f"Invalid query: limit: {message}."
+    )
 
 
 def test_several_bad_parameters_are_named_in_one_answer(api):
     response = api.get(LIST_URL, {"limit": "0", "use": "x", "q": "q" * 201})
 
     assert response.status_code == 400
-    assert response.json() == {
-        "detail": "Invalid query: q: must have at most 200 characters (it has "
+    assert response.json() == api_error(
+        "invalid_request",
+        "Invalid query: q: must have at most 200 characters (it has "
         "201); use: “x” is not one of genai-training, ai-training, "
-        "ai-inference, data-mining; limit: must be at least 1 (got “0”)."
-    }
+        "ai-inference, data-mining; limit: must be at least 1 (got “0”).",
+    )
 
 
 @pytest.mark.parametrize(
@@ -416,7 +421,9 @@ def test_an_empty_value_is_not_a_value(api, artist, name, message):
     response = api.get(LIST_URL, {name: ""})
 
     assert response.status_code == 400
-    assert response.json() == {"detail": f"Invalid query: {name}: {message}."}
+    assert response.json() == api_error(
+        "invalid_request", f"Invalid query: {name}: {message}."
+    )
 
 
 def test_limit_200_is_allowed(api, artist):
@@ -634,7 +641,7 @@ def test_put_works_with_the_session_and_its_csrf_token(artist):
             '["granted"]',
             'Invalid body: must be a JSON object (got ["granted"]).',
         ),
-        (GENAI, "state=granted", "Cannot parse request body"),
+        (GENAI, "state=granted", "Cannot parse request body."),
         (GENAI, "", "Invalid body: nothing was sent."),
         # the input gate answers before the API parses it
         (GENAI, "[" * 100_000, "The JSON body is nested deeper than 32 levels."),
@@ -672,7 +679,7 @@ def test_another_artists_or_an_unknown_track_is_a_404(api, artist, whose):
     response = _put(api, theirs, "granted", **{"Idempotency-Key": "k1"})
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "You have no track with this id."}
+    assert response.json() == api_error("not_found", "You have no track with this id.")
     assert _written(theirs) == before
     assert LedgerEntry.objects.count() == 0
 
@@ -689,11 +696,12 @@ def test_a_use_the_policy_locks_is_a_409_with_the_reason(api, artist, state):
     # then it is refused with the reason, and nothing is written (not even
     # the idempotency record)
     assert response.status_code == 409
-    assert response.json() == {
-        "detail": "The policy does not allow this use of this track.",
-        "reason": "Label-licensed: the platform does not allow generative AI "
+    assert response.json() == api_error(
+        "locked",
+        "The policy does not allow this use of this track.",
+        reason="Label-licensed: the platform does not allow generative AI "
         "training of this track",
-    }
+    )
     assert _written(track) == before
     assert LedgerEntry.objects.count() == 0
 
@@ -713,9 +721,10 @@ def test_if_match_makes_the_change_conditional(api, artist):
     response = _put(api, track, "denied", **{"If-Match": '"2"'})
 
     assert response.status_code == 412
-    assert response.json() == {
-        "detail": "The track changed meanwhile (version 3).",
-    }
+    assert response.json() == api_error(
+        "version_conflict",
+        "The track changed meanwhile (version 3).",
+    )
     assert _written(track) == before
     # so is a version no track can have yet (beyond a 32-bit integer)
     huge = _put(api, track, "denied", **{"If-Match": '"9999999999"'})
@@ -731,10 +740,11 @@ def test_a_malformed_if_match_is_a_400(api, artist, value):
     response = _put(api, track, "granted", **{"If-Match": value})
 
     assert response.status_code == 400
-    assert response.json() == {
-        "detail": "Invalid header: If-Match: must be the track's consent version "
-        'as its ETag, e.g. "3".'
-    }
+    assert response.json() == api_error(
+        "invalid_request",
+        "Invalid header: If-Match: must be the track's consent version "
+        'as its ETag, e.g. "3".',
+    )
     assert _written(track) == before
 
 
@@ -757,9 +767,9 @@ def test_a_bad_token_is_a_401_and_writes_nothing(artist, header):
     response = _put(client, track, "granted", Authorization=header)
 
     assert response.status_code == 401
-    assert response.json() == {
-        "detail": "The access token is unknown or has been revoked."
-    }
+    assert response.json() == api_error(
+        "unauthorized", "The access token is unknown or has been revoked."
+    )
     assert _written(track) == before
 
 
@@ -787,7 +797,7 @@ def test_the_session_without_a_csrf_token_is_a_403_and_writes_nothing(artist):
     response = _put(browser, track, "granted")
 
     assert response.status_code == 403
-    assert response.json() == {"detail": "CSRF check Failed"}
+    assert response.json() == api_error("forbidden", "CSRF check Failed.")
     assert _written(track) == before
 
 
@@ -848,10 +858,11 @@ def test_a_key_reused_for_another_request_is_a_422(api, artist, change):
         )
 
     assert response.status_code == 422
-    assert response.json() == {
-        "detail": "This Idempotency-Key was already used for a different request; "
-        "use a new key for a new request."
-    }
+    assert response.json() == api_error(
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used for a different request; "
+        "use a new key for a new request.",
+    )
     assert _written(track) == before
 
 
@@ -919,10 +930,10 @@ def test_a_bad_idempotency_key_is_a_400(api, artist, key):
     response = _put(api, track, "granted", **{"Idempotency-Key": key})
 
     assert response.status_code == 400
-    assert response.json() == {
-        "detail": "Invalid header: Idempotency-Key: must be 1 to 255 printable "
-        "ASCII characters."
-    }
+    assert response.json() == api_error(
+        "invalid_request",
+        "Invalid header: Idempotency-Key: must be 1 to 255 printable ASCII characters.",
+    )
     assert _written(track) == before
 
 

@@ -156,7 +156,6 @@ def test_ten_thousand_mixed_items_answer_as_the_rules_do_item_by_item(
             "invalid_request",
             "use",
         ),
-        ({"use": GENAI}, "no_items", "at least one"),
         (
             {"use": GENAI, "isrcs": ["GBAYE2600001", "not an isrc", "US-RC1-76"]},
             "invalid_items",
@@ -228,3 +227,13 @@ def test_lookups_are_folded_per_partner_track_and_day_with_the_last_answer(
     lookups_fold()
     row = PartnerLookupDay.objects.get(track=track, partner=first)
     assert (row.checks, row.last_use) == (3, MINING)
+
+
+def test_an_empty_check_is_an_empty_answer(client):
+    _, key = partner_key()
+
+    answer = post_json(client, CHECK, {"use": GENAI}, key)
+
+    assert answer.status_code == 200
+    assert answer.json()["items"] == []
+    assert PartnerLookup.objects.count() == 0
