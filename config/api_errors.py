@@ -118,6 +118,7 @@ _TEXTS: dict[str, Callable[[object, dict], str]] = {
     ),
     "string_type": lambda given, ctx: f"{_quoted(given)} is not a string",
     "missing": lambda given, ctx: "is required",
+    "extra_forbidden": lambda given, ctx: "is not a member this body takes",
     "model_attributes_type": lambda given, ctx: (
         f"must be a JSON object (got {_quoted(given)})"
     ),

@@ -250,8 +250,8 @@ def test_the_endpoint_is_in_the_openapi_schema(client):
     assert operation["summary"] == (
         "Import tracks (CSV or JSON Lines body), upserting by ISRC"
     )
-    assert operation["security"] == [{"PlatformToken": []}]
-    assert set(operation["responses"]) == {"200", "400", "401"}
+    assert operation["security"] == [{"ApiKeyAuth": []}, {"PlatformToken": []}]
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "429"}
     body = operation["requestBody"]
     assert body["required"] is True
     assert set(body["content"]) == {"text/csv", "application/x-ndjson"}

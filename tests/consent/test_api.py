@@ -635,7 +635,12 @@ def test_put_works_with_the_session_and_its_csrf_token(artist):
             '{"state": 1}',
             "Invalid body: state: 1 is not one of granted, denied, default.",
         ),
-        (GENAI, '{"decision": "granted"}', "Invalid body: state: is required."),
+        (
+            GENAI,
+            '{"decision": "granted"}',
+            "Invalid body: state: is required; decision: is not a member this "
+            "body takes.",
+        ),
         (
             GENAI,
             '["granted"]',
