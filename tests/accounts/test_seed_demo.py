@@ -4,6 +4,8 @@ from allauth.account.models import EmailAddress
 from django.core.management import call_command
 
 from accounts.models import User
+from consent.models import Acknowledgement, LedgerEntry, Partner, PartnerLookupDay
+from consent.partners import withdrawals_owed
 
 DEMO_PASSWORD = "refrain-demo"
 # email: (is_staff, is_superuser, groups)
@@ -108,3 +110,21 @@ def test_seed_demo_keeps_a_changed_demo_password(db):
     admin.refresh_from_db()
     assert admin.check_password("changed-by-the-operator-9")
     assert not admin.check_password(DEMO_PASSWORD)
+
+
+def test_seed_demo_shows_what_an_ai_company_did_once(db):
+    # given the demo, seeded twice
+    first = _seed()
+    ledger = LedgerEntry.objects.count()
+    second = _seed()
+
+    # then one AI lab checked 12 tracks, acknowledged one withdrawal and owes
+    # another; its key was printed once; the second run changed nothing
+    partner = Partner.objects.get(name="Demo AI lab")
+    assert PartnerLookupDay.objects.filter(partner=partner).count() == 12
+    assert (
+        Acknowledgement.objects.filter(partner=partner, status="removed").count() == 1
+    )
+    assert withdrawals_owed(partner).count() == 1
+    assert "rfk_" in first and "rfk_" not in second
+    assert LedgerEntry.objects.count() == ledger

@@ -8,7 +8,14 @@ from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS, user_ensure_v
 from catalog.demo import catalog_bulk_generate, demo_isrc, demo_rows
 from catalog.models import LicenseClass, Track
 from consent.demo import trackconsent_bulk_load
-from consent.models import Consumer, Decision, Source
+from consent.models import ApiKey, Consumer, Decision, Partner, Source
+from consent.partners import (
+    acknowledgement_record,
+    apikey_create,
+    eligibility_check,
+    lookups_fold,
+    partner_create,
+)
 from consent.propagation import ConsumerError, consumer_create, consumer_move
 from consent.services import catalog_import, consent_set
 from consent.uses import Use
@@ -46,6 +53,7 @@ DEMO_DECISIONS = [
     (6, Use.DATA_MINING, Decision.DENIED),
     (8, Use.AI_TRAINING, Decision.GRANTED),
 ]
+DEMO_AI_LAB = "Demo AI lab"
 
 
 class Command(BaseCommand):
@@ -97,6 +105,7 @@ class Command(BaseCommand):
             f"unchanged {report.unchanged}"
         )
         self._demo_decisions()
+        self._demo_partner_activity()
         if artists or tracks_per_artist:
             if artists <= 0 or tracks_per_artist <= 0:
                 raise CommandError(
@@ -159,3 +168,55 @@ class Command(BaseCommand):
             )
             changed += result.changed
         self.stdout.write(f"demo decisions: {changed} changed")
+
+    def _demo_partner_activity(self) -> None:
+        """An AI company that checked some of indie@example.com's tracks and
+        acknowledged one withdrawal but not another, so the track pages show
+        what partners did. Only when the partner is first created (the
+        withdrawals are real changes, made once)."""
+        if Partner.objects.filter(name=DEMO_AI_LAB).exists():
+            self.stdout.write(f"demo AI lab: exists {DEMO_AI_LAB}")
+            return
+        webhook = Consumer.objects.filter(
+            name__iexact=settings.REFRAIN_DEMO_RECEIVER_CONSUMER
+        ).first()
+        partner = partner_create(name=DEMO_AI_LAB, consumer=webhook)
+        _, key = apikey_create(
+            name="Demo AI lab key", scope=ApiKey.Scope.PARTNER, partner=partner
+        )
+        artist = User.objects.get(email="indie@example.com")
+        tracks = {
+            number: Track.objects.get(isrc=demo_isrc("IND", 24, number))
+            for number in range(1, 13)
+        }
+        for use in (Use.GENAI_TRAINING, Use.AI_TRAINING):
+            eligibility_check(
+                partner=partner,
+                use=use,
+                isrcs=[],
+                track_ids=[track.public_id for track in tracks.values()],
+            )
+        # Two withdrawals: track 9's is acknowledged, track 10's is not yet.
+        for number, use in ((9, Use.AI_TRAINING), (10, Use.GENAI_TRAINING)):
+            for state in (Decision.GRANTED, Decision.DENIED):
+                consent_set(
+                    track=tracks[number],
+                    use=use,
+                    state=state,
+                    actor=artist,
+                    source=Source.WEB,
+                )
+        tracks[9].refresh_from_db()
+        acknowledgement_record(
+            partner=partner,
+            track=tracks[9].public_id,
+            use=Use.AI_TRAINING,
+            consent_version=tracks[9].consent_version,
+            status="removed",
+            dataset="Demo AI lab music v2.1",
+        )
+        lookups_fold()
+        self.stdout.write(
+            f"demo AI lab: created {DEMO_AI_LAB}; its partner API key (shown "
+            f"once): {key}"
+        )
