@@ -10,7 +10,9 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
+from allauth.account.adapter import get_adapter
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.http import http_date, quote_etag
@@ -467,7 +469,12 @@ class TrainabilityOut(Schema):
 
 
 def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    """The caller's address as allauth's rate limits take it (behind
+    ``ALLAUTH_TRUSTED_PROXY_COUNT`` proxies, from X-Forwarded-For)."""
+    try:
+        return get_adapter(request).get_client_ip(request)
+    except PermissionDenied:
+        return "unknown"
 
 
 @router.get(
