@@ -8,8 +8,10 @@ schema is a 400 ``invalid_request`` (``config.api_errors``), never pydantic's
 
 from config.api_errors import RefrainAPI, answer_errors_as_json
 from consent.api import router as consent_router
+from consent.export_api import router as export_router
 from consent.partner_api import router as partner_router
 from consent.platform_api import router as catalog_router
+from consent.public_api import router as public_router
 
 api = RefrainAPI(
     title="Refrain API",
@@ -28,3 +30,5 @@ answer_errors_as_json(api)
 api.add_router("", catalog_router)
 api.add_router("", consent_router)
 api.add_router("", partner_router)
+api.add_router("", export_router)
+api.add_router("", public_router)

@@ -8,8 +8,8 @@ file name, or a JSON body carries a NUL, or the query string, a urlencoded form
 or a JSON body is not UTF-8 or holds a lone surrogate, or
 when a JSON body is nested deeper than ``MAX_JSON_DEPTH`` or larger than
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (then 413). Under ``/api/`` the answer is JSON
-(``{"code": "bad_input", "message": …, "detail": …}``, the API's error shape); elsewhere it
-is plain text, like the pages' other error answers.
+(``{"code": "bad_input", "message": …, "detail": …}``, the API's error shape);
+elsewhere it is plain text, like the pages' other error answers.
 
 Streamed bodies (the catalogue import's CSV and JSON Lines) are left alone:
 the importer reports a bad row by its line (``catalog.importer``).

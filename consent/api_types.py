@@ -8,6 +8,7 @@ A value that does not fit is a 400 with one sentence (``config.api_errors``).
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -99,3 +100,18 @@ def _not_a_boolean(value: Any) -> Any:
 # A whole number in a JSON body: 3 and 3.0 (JSON Schema's integers), never
 # true or false (which pydantic would read as 1 and 0).
 WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
+# A track named by its ISRC (hyphenated or not) or its public id.
+TrackIdentifier = Annotated[
+    str,
+    Matches(
+        r"^[A-Za-z0-9_-]{1,22}$",
+        "is not an ISRC (CC-XXX-YY-NNNNN) or a track id (1 to 22 of A-Z a-z 0-9 _ -)",
+    ),
+]
+
+
+def iso_time(moment: datetime) -> str:
+    """A time as the API writes it: ISO 8601 in UTC with a Z."""
+    return moment.isoformat().replace("+00:00", "Z")

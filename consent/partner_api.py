@@ -1,4 +1,5 @@
-"""The partners' endpoints of the JSON API, and the public trainability answer.
+"""The partners' endpoints of the JSON API: the eligibility check, the change
+feed and acknowledgements (the signed export is ``consent.export_api``).
 
 Partners call with a ``partner`` API key (``Authorization: Bearer rfk_…``),
 the platform's catalogue feed with a ``catalog`` key; each key has its own
@@ -10,21 +11,22 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from allauth.account.adapter import get_adapter
-from django.conf import settings
-from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
-from django.utils.http import http_date, quote_etag
-from ninja import Path, Query, Router, Schema, Status
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Router, Schema, Status
 from ninja.security import HttpBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.api_errors import ApiProblem, ErrorOut, error_response
-from consent.api_types import Matches, Text, UseSlug, WholeNumber
-from consent.models import Acknowledgement, ApiKey, ExportSnapshot, TrackConsent
+from consent.api_types import (
+    Matches,
+    Text,
+    TrackIdentifier,
+    UseSlug,
+    WholeNumber,
+    iso_time,
+)
+from consent.models import Acknowledgement, ApiKey
 from consent.partners import (
-    MEDIA_TYPES,
     AcknowledgementRefused,
     CheckRefused,
     CursorExpired,
@@ -33,16 +35,11 @@ from consent.partners import (
     apikey_authenticate,
     cursor_parse,
     eligibility_check,
-    export_for,
-    export_path,
     feed_page,
     rate_limit_wait,
-    signature_document,
-    track_by_identifier,
 )
 from consent.partners.check import ISRC_PATTERN, MAX_ITEMS, PUBLIC_ID_PATTERN
 from consent.partners.feed import MAX_PAGE
-from consent.uses import USE_ORDER
 
 
 class ApiKeyAuth(HttpBearer):
@@ -89,17 +86,8 @@ partner_key = ApiKeyAuth(ApiKey.Scope.PARTNER)
 catalog_key = ApiKeyAuth(ApiKey.Scope.CATALOG)
 
 router = Router(tags=["partners"])
-_KEY_ERRORS = {401: ErrorOut, 403: ErrorOut, 429: ErrorOut}
+KEY_ERRORS = {401: ErrorOut, 403: ErrorOut, 429: ErrorOut}
 
-Identifier = Annotated[
-    str,
-    Matches(
-        r"^[A-Za-z0-9_-]{1,22}$",
-        "is not an ISRC (CC-XXX-YY-NNNNN) or a track id (1 to 22 of A-Z a-z 0-9 _ -)",
-    ),
-]
-# The items' patterns are in the schema, and checked by the service, which
-# names every item that does not match (pydantic would stop at a sentence).
 IsrcItem = Annotated[
     str, Field(max_length=60, json_schema_extra={"pattern": ISRC_PATTERN})
 ]
@@ -165,14 +153,10 @@ class CheckErrorOut(ErrorOut):
     items: list[CheckErrorItem] = Field(default_factory=list)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 @router.post(
     "/eligibility/check",
     auth=partner_key,
-    response={200: CheckOut, 400: CheckErrorOut, **_KEY_ERRORS},
+    response={200: CheckOut, 400: CheckErrorOut, **KEY_ERRORS},
     summary=f"Check up to {MAX_ITEMS:,} tracks for one use",
 )
 def check(request: HttpRequest, payload: CheckIn):
@@ -195,7 +179,7 @@ def check(request: HttpRequest, payload: CheckIn):
     body = json.dumps(
         {
             "use": answer.use,
-            "as_of": _iso(answer.as_of),
+            "as_of": iso_time(answer.as_of),
             "policy_version": answer.policy_version,
             "changes_cursor": answer.changes_cursor,
             "counts": answer.counts,
@@ -204,139 +188,6 @@ def check(request: HttpRequest, payload: CheckIn):
         separators=(",", ":"),
     )
     return HttpResponse(body, content_type="application/json")
-
-
-class BuildingOut(Schema):
-    status: Literal["building"]
-    message: str
-    retry_after: int
-
-
-ExportFormat = Literal["jsonl", "csv"]
-
-
-def _export_headers(response: HttpResponse, snapshot: ExportSnapshot) -> None:
-    response["X-Refrain-Export-Id"] = str(snapshot.pk)
-    response["X-Refrain-As-Of"] = _iso(snapshot.as_of)
-    response["X-Refrain-Changes-Cursor"] = f"c{snapshot.feed_seq}"
-    response["X-Refrain-Rows"] = str(snapshot.rows)
-    response["X-Refrain-SHA256"] = snapshot.sha256
-    response["X-Refrain-Signature"] = snapshot.signature
-    response["X-Refrain-Key-Id"] = snapshot.key_id
-    response["ETag"] = quote_etag(snapshot.sha256)
-    response["Last-Modified"] = http_date(snapshot.as_of.timestamp())
-    response["Link"] = (
-        f'</api/v1/eligibility/export.sig?snapshot={snapshot.pk}>; rel="signature"'
-    )
-
-
-def _building(use: str, fmt: str) -> HttpResponse:
-    retry = 10
-    response = JsonResponse(
-        {
-            "status": "building",
-            "message": f"The export of {use} ({fmt}) is being built: "
-            f"ask again in {retry} s.",
-            "retry_after": retry,
-        },
-        status=202,
-    )
-    response["Retry-After"] = str(retry)
-    return response
-
-
-@router.get(
-    "/eligibility/export",
-    auth=partner_key,
-    response={200: None, 202: BuildingOut, 400: ErrorOut, **_KEY_ERRORS},
-    summary="Every track eligible for one use, as a signed file",
-    openapi_extra={
-        "responses": {
-            200: {
-                "description": "The file; X-Refrain-SHA256 and X-Refrain-Signature "
-                "(Ed25519 over the SHA-256 digest) sign it.",
-                "content": {
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                    "text/csv": {"schema": {"type": "string"}},
-                },
-            }
-        }
-    },
-)
-def export(
-    request: HttpRequest,
-    use: Annotated[UseSlug, Query()],
-    format: Annotated[ExportFormat, Query()] = "jsonl",  # noqa: A002 - the documented name
-):
-    """One line (JSON Lines: ``{"id", "isrc", "consent_version"}``) or row
-    (CSV with a header) per eligible track, from one consistent read. Built by
-    a worker: 202 with ``Retry-After`` while it is built. Headers give the
-    snapshot's ``X-Refrain-As-Of``, ``X-Refrain-SHA256``,
-    ``X-Refrain-Signature`` (Ed25519 over the 32-byte SHA-256 digest, key at
-    ``/.well-known/refrain-keys.json``) and ``X-Refrain-Changes-Cursor``: read
-    ``GET /changes`` from it to catch up. ``export.sig`` has the signature."""
-    served, _ = export_for(use=use, fmt=format)
-    if served is None:
-        return _building(use, format)
-    response = FileResponse(
-        open(export_path(served), "rb"),  # noqa: SIM115 - FileResponse closes it
-        content_type=MEDIA_TYPES[served.format],
-        as_attachment=True,
-        filename=f"refrain-{served.use}-{served.feed_seq}.{served.format}",
-    )
-    _export_headers(response, served)
-    return response
-
-
-class SignatureOut(Schema):
-    snapshot: int
-    alg: str
-    kid: str
-    use: str
-    format: str
-    as_of: str
-    rows: int
-    sha256: str
-    changes_cursor: str
-    signature: str = Field(description="Ed25519 over the file's SHA-256 digest")
-    statement_signature: str = Field(
-        description="Ed25519 over this document's other members except "
-        "snapshot, signature and public_keys, as canonical JSON"
-    )
-    public_keys: str
-
-
-@router.get(
-    "/eligibility/export.sig",
-    auth=partner_key,
-    response={
-        200: SignatureOut,
-        202: BuildingOut,
-        400: ErrorOut,
-        404: ErrorOut,
-        **_KEY_ERRORS,
-    },
-    summary="The detached signature of an export",
-)
-def export_signature(
-    request: HttpRequest,
-    use: Annotated[UseSlug, Query()],
-    format: Annotated[ExportFormat, Query()] = "jsonl",  # noqa: A002
-    snapshot: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-):
-    """For ``snapshot`` (the export's ``X-Refrain-Export-Id``), or for the
-    export ``use`` and ``format`` would give now."""
-    if snapshot is not None:
-        found = ExportSnapshot.objects.filter(
-            pk=snapshot, use=use, status=ExportSnapshot.Status.READY
-        ).first()
-    else:
-        found, _ = export_for(use=use, fmt=format)
-        if found is None:
-            return _building(use, format)
-    if found is None:
-        return error_response(404, "not_found", "There is no such export.")
-    return Status(200, signature_document(found))
 
 
 class ChangeOut(Schema):
@@ -366,7 +217,7 @@ Cursor = Annotated[
 @router.get(
     "/changes",
     auth=partner_key,
-    response={200: ChangesOut, 400: ErrorOut, 410: ErrorOut, **_KEY_ERRORS},
+    response={200: ChangesOut, 400: ErrorOut, 410: ErrorOut, **KEY_ERRORS},
     summary="Eligibility changes in commit order, after a cursor",
 )
 def changes(
@@ -400,7 +251,7 @@ def changes(
 class AcknowledgementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    track: Identifier = Field(description="ISRC or public track id")
+    track: TrackIdentifier = Field(description="ISRC or public track id")
     use: UseSlug
     consent_version: WholeNumber = Field(ge=0, le=2**31 - 1)
     status: Literal["applied", "removed"]
@@ -429,7 +280,7 @@ class AcknowledgementOut(Schema):
         400: ErrorOut,
         404: ErrorOut,
         409: ErrorOut,
-        **_KEY_ERRORS,
+        **KEY_ERRORS,
     },
     summary="Say that you applied a decision or removed a track",
 )
@@ -459,74 +310,3 @@ def _ack_out(ack: Acknowledgement) -> dict:
         "note": ack.note,
         "created_at": ack.created_at,
     }
-
-
-class TrainabilityOut(Schema):
-    id: str
-    permitted: dict[str, bool] = Field(description="per use")
-    as_of: datetime
-    consent_version: int
-
-
-def _client_address(request: HttpRequest) -> str:
-    """The caller's address as allauth's rate limits take it (behind
-    ``ALLAUTH_TRUSTED_PROXY_COUNT`` proxies, from X-Forwarded-For)."""
-    try:
-        return get_adapter(request).get_client_ip(request)
-    except PermissionDenied:
-        return "unknown"
-
-
-@router.get(
-    "/tracks/{identifier}/trainability",
-    auth=None,
-    response={
-        200: TrainabilityOut,
-        304: None,
-        400: ErrorOut,
-        404: ErrorOut,
-        429: ErrorOut,
-    },
-    summary="Public: what a track may be used for (no key)",
-    tags=["public"],
-)
-def trainability(
-    request: HttpRequest,
-    identifier: Annotated[Identifier, Path(description="ISRC or public track id")],
-):
-    """``permitted`` per use, as every consumer is told. Public, cacheable
-    for a minute, limited per address."""
-    wait = rate_limit_wait(
-        bucket=f"ip:{_client_address(request)}",
-        limit=settings.REFRAIN_PUBLIC_RATE_LIMIT,
-    )
-    if wait is not None:
-        return error_response(
-            429,
-            "rate_limited",
-            f"Too many requests from this address: try again in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
-    track = track_by_identifier(identifier)
-    if track is None:
-        return error_response(404, "not_found", "No track has this ISRC or id.")
-    answers = dict(
-        TrackConsent.objects.filter(track=track).values_list("use", "eligible")
-    )
-    etag = quote_etag(f"{track.public_id}-{track.consent_version}")
-    if etag in request.headers.get("If-None-Match", ""):
-        response = HttpResponse(status=304)
-    else:
-        response = JsonResponse(
-            {
-                "id": track.public_id,
-                "permitted": {use: bool(answers.get(use)) for use in USE_ORDER},
-                "as_of": _iso(timezone.now()),
-                "consent_version": track.consent_version,
-            }
-        )
-    response["ETag"] = etag
-    response["Cache-Control"] = (
-        f"public, max-age={settings.REFRAIN_TRAINABILITY_MAX_AGE}"
-    )
-    return response
