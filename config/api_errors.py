@@ -199,7 +199,12 @@ def _unauthorized(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
     )
 
 
-_HTTP_CODES = {400: "invalid_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+_HTTP_CODES = {
+    400: "invalid_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
 
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
