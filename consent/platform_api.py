@@ -92,33 +92,26 @@ _IMPORT_BODY = {
 }
 
 
+_IMPORT = {
+    "auth": [catalog_key, PlatformToken()],
+    "response": {
+        200: ImportReportOut,
+        400: ErrorOut,
+        401: ErrorOut,
+        403: ErrorOut,
+        429: ErrorOut,
+    },
+    "openapi_extra": {"requestBody": _IMPORT_BODY},
+}
+
+
 @router.post(
     "/catalog/import",
-    auth=[catalog_key, PlatformToken()],
-    response={
-        200: ImportReportOut,
-        400: ErrorOut,
-        401: ErrorOut,
-        403: ErrorOut,
-        429: ErrorOut,
-    },
     summary="Import tracks (CSV or JSON Lines body), upserting by ISRC",
-    openapi_extra={"requestBody": _IMPORT_BODY},
+    **_IMPORT,
 )
 # The first version's path, kept for the clients that use it.
-@router.post(
-    "/catalog/imports",
-    auth=[catalog_key, PlatformToken()],
-    response={
-        200: ImportReportOut,
-        400: ErrorOut,
-        401: ErrorOut,
-        403: ErrorOut,
-        429: ErrorOut,
-    },
-    include_in_schema=False,
-    openapi_extra={"requestBody": _IMPORT_BODY},
-)
+@router.post("/catalog/imports", include_in_schema=False, **_IMPORT)
 def import_tracks(request: HttpRequest):
     """Send the file as the request body with ``Content-Type: text/csv`` or
     ``application/x-ndjson``. Columns: isrc, title, artist_email, license_class,
