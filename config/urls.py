@@ -29,6 +29,7 @@ urlpatterns = [
         name="receipt",
     ),
     path("audit/consumers/", include("consent.consumer_urls")),
+    path("audit/partners/", include("consent.partner_urls")),
     path("audit/", include("consent.urls")),
     path("transparency/anchors/", transparency.anchor_list, name="anchor_list"),
     path(

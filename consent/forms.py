@@ -3,7 +3,7 @@ from django import forms
 from catalog.forms import TrackFilterForm
 from catalog.models import LicenseClass
 from consent.models import Decision, Rule, State
-from consent.selectors import ConsentFilters
+from consent.selectors import ACK_OVERDUE, ConsentFilters
 from consent.uses import USE_ORDER, USES
 
 USE_CHOICES = [(use, USES[use].name) for use in USE_ORDER]
@@ -25,8 +25,12 @@ def switch_parse(use: str, state: str) -> tuple[str, str] | None:
     return None
 
 
+ACK_CHOICES = [("", "Any"), (ACK_OVERDUE, "Acknowledgement overdue")]
+
+
 class TrackListForm(TrackFilterForm):
-    """The list's filters: the catalogue's plus consent (use, state, eligible)."""
+    """The list's filters: the catalogue's plus consent (use, state, eligible)
+    and the AI companies' acknowledgements (ack)."""
 
     use = forms.ChoiceField(
         label="Use", required=False, choices=[("", "Any use"), *USE_CHOICES]
@@ -46,6 +50,7 @@ class TrackListForm(TrackFilterForm):
         required=False,
         choices=[("", "Eligible or not"), ("yes", "Eligible"), ("no", "Not eligible")],
     )
+    ack = forms.ChoiceField(label="AI companies", required=False, choices=ACK_CHOICES)
 
     def clean(self):
         data = super().clean()
@@ -62,6 +67,7 @@ class TrackListForm(TrackFilterForm):
             use=data.get("use", ""),
             state=data.get("state", "") if data.get("use") else "",
             eligible=data.get("eligible", ""),
+            ack=data.get("ack", ""),
         )
 
 
@@ -90,6 +96,7 @@ class BulkChangeForm(forms.Form):
     f_eligible = forms.ChoiceField(
         required=False, choices=[("", ""), ("yes", "yes"), ("no", "no")]
     )
+    f_ack = forms.ChoiceField(required=False, choices=ACK_CHOICES)
     next = forms.CharField(required=False, max_length=2000)
 
     def __init__(self, *args, **kwargs):
@@ -117,6 +124,7 @@ class BulkChangeForm(forms.Form):
             "use": data.get("f_use", ""),
             "state": data.get("f_state", ""),
             "eligible": data.get("f_eligible", ""),
+            "ack": data.get("f_ack", ""),
         }
 
 

@@ -396,7 +396,11 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
     )
     # v2: pages hold their tracks and a status slot per row.
     key = "tracklist:v2:" + hashlib.sha256(raw_key.encode()).hexdigest()
-    found = cache.get(key)
+    # Which tracks have an overdue acknowledgement moves with the clock and
+    # with the partners' acknowledgements, which the key does not hold: that
+    # filter's pages are built every time.
+    cacheable = not consent_filters.ack
+    found = cache.get(key) if cacheable else None
     if found is not None:
         # Its rows_html is a plain str (written below), made safe again by
         # rows_with_status.
@@ -410,7 +414,8 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
             policy=policy,
             defaults=defaults,
         )
-        cache.set(key, asdict(page), LIST_CACHE_SECONDS)
+        if cacheable:
+            cache.set(key, asdict(page), LIST_CACHE_SECONDS)
     # The version of each track is the one its cached row shows: the key
     # moves with every consent change.
     statuses = propagation_status_for(

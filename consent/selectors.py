@@ -17,24 +17,37 @@ from consent.models import (
     State,
     TrackConsent,
 )
+from consent.partners.acknowledgements import overdue_track_condition
 from consent.policy import Policy
 from consent.uses import USE_ORDER
+
+ACK_OVERDUE = "overdue"
 
 
 @dataclass(frozen=True)
 class ConsentFilters:
     """``use`` with ``state`` (granted/denied/default) and/or ``eligible``
-    (yes/no); ``eligible`` without a use means "for any use"."""
+    (yes/no); ``eligible`` without a use means "for any use". ``ack``
+    (``overdue``): only tracks some AI partner has not acknowledged a
+    withdrawal of within its deadline."""
 
     use: str = ""
     state: str = ""
     eligible: str = ""
+    ack: str = ""
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.state or self.eligible)
+        return bool(self.state or self.eligible or self.ack)
 
     def as_q(self) -> Q | None:
+        q = self._consent_q()
+        if self.ack == ACK_OVERDUE:
+            overdue = overdue_track_condition()
+            q = overdue if q is None else q & overdue
+        return q
+
+    def _consent_q(self) -> Q | None:
         if self.use:
             q = Q(consents__use=self.use)
             if self.state:
@@ -42,7 +55,7 @@ class ConsentFilters:
                 q &= Q(consents__decision=decision)
             if self.eligible:
                 q &= Q(consents__eligible=self.eligible == "yes")
-            return q if self.is_filtered else None
+            return q if self.state or self.eligible else None
         if self.eligible:
             any_eligible = Exists(
                 TrackConsent.objects.filter(track=OuterRef("pk"), eligible=True)

@@ -12,6 +12,7 @@ from consent.partners.acknowledgements import (
     withdrawals_overdue,
     withdrawals_owed,
 )
+from consent.partners.activity import partner_activity_for_track
 from consent.partners.check import CheckAnswer, CheckRefused, eligibility_check
 from consent.partners.export import (
     MEDIA_TYPES,
@@ -77,6 +78,7 @@ __all__ = [
     "lookups_fold",
     "lookups_prune",
     "overdue_track_condition",
+    "partner_activity_for_track",
     "partner_create",
     "partner_data_prune",
     "permitted",

@@ -165,3 +165,57 @@ def acknowledgements_for_track(track: Track, now: datetime | None = None):
                 )
             )
     return standings
+
+
+def withdrawals_owed_for_track(
+    track: Track, now: datetime | None = None
+) -> list[tuple[Partner, LedgerEntry, datetime, bool]]:
+    """Every partner's withdrawals of ``track`` still to acknowledge, as
+    (partner, withdrawal, due, overdue), by partner name, oldest first.
+
+    The same rows as ``withdrawals_owed(partner).filter(track=track)`` for
+    each partner (a test holds the two equal), in at most three queries
+    whatever the number of partners: the track's withdrawals still in force
+    (at most one per use), the partners that existed when the last was made,
+    and each partner's newest acknowledged version per use."""
+    now = now or timezone.now()
+    later = LedgerEntry.objects.filter(
+        track=OuterRef("track"),
+        use=OuterRef("use"),
+        consent_version__gt=OuterRef("consent_version"),
+        old_eligible=True,
+        new_eligible=False,
+    )
+    still_withdrawn = TrackConsent.objects.filter(
+        track=OuterRef("track"), use=OuterRef("use"), eligible=False
+    )
+    withdrawals = list(
+        LedgerEntry.objects.filter(track=track, old_eligible=True, new_eligible=False)
+        .filter(Exists(still_withdrawn))
+        .exclude(Exists(later))
+        .order_by("created_at", "consent_version")
+    )
+    if not withdrawals:
+        return []
+    partners = Partner.objects.filter(
+        created_at__lte=max(entry.created_at for entry in withdrawals)
+    ).order_by("name", "pk")
+    # Ascending: each (partner, use) keeps its newest acknowledged version.
+    acknowledged = {
+        (partner_id, use): version
+        for partner_id, use, version in Acknowledgement.objects.filter(
+            track=track, use__in={entry.use for entry in withdrawals}
+        )
+        .order_by("consent_version")
+        .values_list("partner_id", "use", "consent_version")
+    }
+    owed = []
+    for partner in partners:
+        for entry in withdrawals:
+            if entry.created_at < partner.created_at:
+                continue
+            if acknowledged.get((partner.pk, entry.use), 0) >= entry.consent_version:
+                continue
+            due = entry.created_at + timedelta(days=partner.ack_days)
+            owed.append((partner, entry, due, due < now))
+    return owed

@@ -147,6 +147,7 @@ def _bulk_queryset(job: BulkJob):
         use=filters.get("use", ""),
         state=filters.get("state", ""),
         eligible=filters.get("eligible", ""),
+        ack=filters.get("ack", ""),
     ).as_q()
     if extra is not None:
         queryset = queryset.filter(extra)

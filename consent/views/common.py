@@ -1,7 +1,10 @@
 """What the consent views share."""
 
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
+
+from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS
 
 # HTMX error answers are words, never markup (HTMX does not swap them in).
 PLAIN_TEXT = "text/plain; charset=utf-8"
@@ -28,3 +31,30 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
 def tracks_count(count: int) -> str:
     """ "1 track", "2 tracks"."""
     return f"{count} track{'' if count == 1 else 's'}"
+
+
+# --- Who may see and change the staff pages of consumers and partners --------
+
+
+def in_group(user, name: str) -> bool:
+    return user.groups.filter(name=name).exists()
+
+
+def can_manage(user) -> bool:
+    """Policy admins (and superusers) change consumers, partners and keys."""
+    return user.is_superuser or in_group(user, GROUP_POLICY_ADMINS)
+
+
+def staff_viewer(request: HttpRequest, *, refusal: str) -> bool:
+    """Refuse (403, ``refusal``) whoever is neither a policy admin nor an
+    auditor; True for a policy admin."""
+    managing = can_manage(request.user)
+    if not (managing or in_group(request.user, GROUP_AUDITORS)):
+        raise PermissionDenied(refusal)
+    return managing
+
+
+def staff_manager(request: HttpRequest, *, refusal: str) -> None:
+    """Refuse (403, ``refusal``) whoever is not a policy admin."""
+    if not can_manage(request.user):
+        raise PermissionDenied(refusal)

@@ -9,37 +9,26 @@ change is a service of ``consent.propagation``; a rejection is its
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS
 from consent import propagation
 from consent.forms_consumers import ConsumerCreateForm, ConsumerReplayForm
 from consent.models import Consumer, DeliveryAttempt
 from consent.propagation import health
-
-
-def _in_group(user, name: str) -> bool:
-    return user.groups.filter(name=name).exists()
-
-
-def _can_manage(user) -> bool:
-    return user.is_superuser or _in_group(user, GROUP_POLICY_ADMINS)
+from consent.views.common import staff_manager, staff_viewer
 
 
 def _viewer(request: HttpRequest) -> bool:
     """Refuse whoever may not see the pages; True for a policy admin."""
-    can_manage = _can_manage(request.user)
-    if not (can_manage or _in_group(request.user, GROUP_AUDITORS)):
-        raise PermissionDenied("Only policy admins and auditors see the consumers.")
-    return can_manage
+    return staff_viewer(
+        request, refusal="Only policy admins and auditors see the consumers."
+    )
 
 
 def _manager(request: HttpRequest) -> None:
-    if not _can_manage(request.user):
-        raise PermissionDenied("Only policy admins change consumers.")
+    staff_manager(request, refusal="Only policy admins change consumers.")
 
 
 @staff_member_required

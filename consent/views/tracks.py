@@ -25,6 +25,7 @@ from consent.forms import (
     switch_parse,
 )
 from consent.models import Source
+from consent.partners import partner_activity_for_track
 from consent.policy import Policy, policy_current
 from consent.propagation.status import propagation_status_for
 from consent.propagation_html import (
@@ -130,6 +131,7 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
             "explanations": explanations,
             "history": history,
             "receipts": receipts_for_track(track=track)[:20],
+            "partner_activity": partner_activity_for_track(track),
             "use_names": {use: USES[use].name for use in USE_ORDER},
             "lock_icon": LOCK_ICON,
             "policy": policy,

@@ -6,6 +6,7 @@ the transaction of the change; the fan-out turns those rows into one due
 """
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from django.utils import timezone
 from catalog.audio import inspect_audio
 from catalog.importer import CatalogRow
 from catalog.models import LicenseClass, Track
-from consent.models import Consumer, PropagationChange, SyncState
+from consent.models import ChangeFeedEntry, Consumer, PropagationChange, SyncState
 from consent.policy import policy_current
 from consent.propagation import propagation_fan_out
 from consent.services import (
@@ -512,23 +513,44 @@ def test_a_second_fan_out_skips_the_rows_another_holds(make_tracks):
             assert released.wait(30)
 
     def second():
-        # the other connection fails rather than waits for a lock
+        # the other connection fails rather than waits long for a lock
         assert held.wait(30)
         with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '5s'")
+            cursor.execute("SET lock_timeout = '20s'")
         taken["second"] = propagation_fan_out(limit=1000)
-        released.set()
 
     threads = [_in_thread(first, errors), _in_thread(second, errors)]
+    # when the second has taken and fanned out the rows the first does not
+    # hold, it waits only for the change feed's lock, so that its feed rows
+    # are numbered and committed after the first's (partners' cursors)
+    assert held.wait(30)
+    deadline = time.monotonic() + 15
+    while not _waiting_for_an_advisory_lock():
+        assert time.monotonic() < deadline, "the second fan-out never reached the feed"
+        time.sleep(0.05)
+    released.set()
     for thread in threads:
         thread.join(timeout=60)
 
-    # then the second took the 200 rows the first did not hold, at once, and
-    # together they fanned out every track's highest version
+    # then the second took the 200 rows the first did not hold, and together
+    # they fanned out every track's highest version, the first's feed rows
+    # numbered before the second's
     assert errors == []
     assert taken == {"first": 100, "second": 200}
     assert outbox() == []
     assert _wanted(consumer) == {track.pk: 5 for track in tracks}
+    feed = list(
+        ChangeFeedEntry.objects.order_by("seq").values_list("track_id", flat=True)
+    )
+    assert feed == [track.pk for track in tracks]
+
+
+def _waiting_for_an_advisory_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+        return cursor.fetchone()[0] > 0
 
 
 @pytest.mark.postgres
