@@ -15,6 +15,9 @@ SCRIPTS = [
     "propagation_delivery.py",
     "propagation_lag.py",
     "propagation_drain.py",
+    "partner_check.py",
+    "partner_export.py",
+    "partner_trainability.py",
 ]
 
 if __name__ == "__main__":

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
-from catalog.isrc import normalise_isrc
 from catalog.models import Track
 from config.doorbell import ring_at_most_every
 from consent.db import id_condition
@@ -35,6 +34,14 @@ ISRC_PATTERN = (
 )
 PUBLIC_ID_PATTERN = r"^[A-Za-z0-9_-]{1,22}$"
 _ISRC = re.compile(ISRC_PATTERN)
+
+
+def compact_isrc(value: str) -> str:
+    """The stored form of an ISRC that matched ``ISRC_PATTERN``: what
+    ``normalise_isrc`` gives for it (a test runs both), 4x faster."""
+    return value.replace("-", "").upper()
+
+
 _PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 TRACKS = Track._meta.db_table
 CONSENTS = TrackConsent._meta.db_table
@@ -75,7 +82,7 @@ def _parse(isrcs: list[str], track_ids: list[str]) -> tuple[list[str], list[str]
         if _ISRC.match(value) is None:
             wrong.append({"field": "isrcs", "index": index, "value": value[:40]})
         else:
-            normalised.append(normalise_isrc(value))
+            normalised.append(compact_isrc(value))
     for index, value in enumerate(track_ids):
         if _PUBLIC_ID.match(value) is None:
             wrong.append({"field": "track_ids", "index": index, "value": value[:40]})
@@ -96,16 +103,33 @@ def _rows(column: str, values: list[str], use: str) -> dict[str, tuple]:
     default) for the known ones, in one query."""
     if not values:
         return {}
-    condition, params = id_condition(f"t.{column}", sorted(set(values)))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT t.id, t.public_id, t.isrc, t.consent_version, t.license_class, "  # noqa: S608 - model tables, fixed fragments
-            "c.decision, c.eligible, d.decision "
-            f"FROM {TRACKS} t JOIN {CONSENTS} c ON c.track_id = t.id AND c.use = %s "
-            f"LEFT JOIN {DEFAULTS} d ON d.artist_id = t.artist_id AND d.use = %s "
-            f"WHERE {condition}",
-            [use, use, *params],
-        )
+    select = (
+        "SELECT t.id, t.public_id, t.isrc, t.consent_version, t.license_class, "
+        "c.decision, c.eligible, d.decision "
+    )
+    joins = (
+        f"JOIN {CONSENTS} c ON c.track_id = t.id AND c.use = %s "
+        f"LEFT JOIN {DEFAULTS} d ON d.artist_id = t.artist_id AND d.use = %s"
+    )
+    ordered = sorted(set(values))  # index probes in key order
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One text parameter (the values hold no comma: their patterns
+            # say so), not a text[] that the driver builds item by item; and
+            # index probes, not the parallel scan of every track the planner
+            # otherwise picks for 10,000 values (2x slower, measured).
+            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+            cursor.execute(
+                f"{select}FROM unnest(string_to_array(%s, ',')) AS v(value) "  # noqa: S608 - model tables, fixed fragments
+                f"JOIN {TRACKS} t ON t.{column} = v.value {joins}",
+                [",".join(ordered), use, use],
+            )
+        else:
+            condition, params = id_condition(f"t.{column}", ordered)
+            cursor.execute(
+                f"{select}FROM {TRACKS} t {joins} WHERE {condition}",  # noqa: S608
+                [use, use, *params],
+            )
         index = 2 if column == "isrc" else 1
         return {row[index]: row for row in cursor.fetchall()}
 

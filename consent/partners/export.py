@@ -24,6 +24,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -135,28 +136,32 @@ def _rows(use: str):
 
 
 def _write(handle, fmt: str, rows) -> int:
+    """Write the rows in blocks of 5,000; returns how many."""
     count = 0
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n") if fmt == "csv" else None
-    if writer is not None:
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(FIELDS)
-    for public_id, isrc, version in rows:
-        if writer is not None:
+        for public_id, isrc, version in rows:
             writer.writerow((public_id, isrc or "", version))
-        else:
-            buffer.write(
-                json.dumps(
-                    {"id": public_id, "isrc": isrc, "consent_version": version},
-                    separators=(",", ":"),
-                )
-            )
-            buffer.write("\n")
+            count += 1
+            if count % 5000 == 0:
+                handle.write(buffer.getvalue().encode())
+                buffer.seek(0)
+                buffer.truncate()
+        handle.write(buffer.getvalue().encode())
+        return count
+    block: list[bytes] = []
+    for public_id, isrc, version in rows:
+        block.append(
+            orjson.dumps({"id": public_id, "isrc": isrc, "consent_version": version})
+        )
         count += 1
         if count % 5000 == 0:
-            handle.write(buffer.getvalue().encode())
-            buffer.seek(0)
-            buffer.truncate()
-    handle.write(buffer.getvalue().encode())
+            handle.write(b"\n".join(block) + b"\n")
+            block.clear()
+    if block:
+        handle.write(b"\n".join(block) + b"\n")
     return count
 
 

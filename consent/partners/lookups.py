@@ -54,32 +54,44 @@ def _aggregate(calls: Iterable[PartnerLookup]) -> dict[tuple, list]:
     return totals
 
 
+COLUMNS = "track_id, partner_id, day, checks, last_use, last_eligible, last_checked_at"
+
+
 def _upsert(totals: dict[tuple, list]) -> None:
     items = sorted(totals.items())  # a stable order: no deadlock between folds
     newer = f"excluded.last_checked_at >= {DAYS}.last_checked_at"
+    upsert = (
+        f"JOIN {TRACKS} t ON t.id = v.track_id WHERE TRUE "  # a deleted track: skipped
+        "ON CONFLICT (track_id, partner_id, day) DO UPDATE SET "
+        f"checks = {DAYS}.checks + excluded.checks, "
+        f"last_use = CASE WHEN {newer} THEN excluded.last_use "
+        f"ELSE {DAYS}.last_use END, "
+        f"last_eligible = CASE WHEN {newer} THEN excluded.last_eligible "
+        f"ELSE {DAYS}.last_eligible END, "
+        f"last_checked_at = CASE WHEN {newer} THEN excluded.last_checked_at "
+        f"ELSE {DAYS}.last_checked_at END"
+    )
+    rows = [(*key, *value) for key, value in items]
     with connection.cursor() as cursor:
-        for start in range(0, len(items), 1000):
-            chunk = items[start : start + 1000]
-            params: list = []
-            for (track_id, partner_id, day), (checks, use, eligible, at) in chunk:
-                params += [track_id, partner_id, day, checks, use, eligible, at]
+        if connection.vendor == "postgresql":
+            # Seven arrays, one statement per 10,000 rows (a VALUES list of
+            # 7,000 placeholders costs the driver 3x more, measured).
+            for start in range(0, len(rows), 10_000):
+                chunk = rows[start : start + 10_000]
+                cursor.execute(
+                    f"INSERT INTO {DAYS} ({COLUMNS}) SELECT v.* FROM unnest("  # noqa: S608 - model tables, fixed fragments
+                    "%s::bigint[], %s::bigint[], %s::date[], %s::int[], %s::text[], "
+                    f"%s::bool[], %s::timestamptz[]) AS v({COLUMNS}) " + upsert,
+                    [list(column) for column in zip(*chunk, strict=True)],
+                )
+            return
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
             values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-            # A track deleted since it was checked is skipped.
             cursor.execute(
-                f"WITH v(track_id, partner_id, day, checks, last_use, "  # noqa: S608 - model tables, fixed fragments
-                f"last_eligible, last_checked_at) AS (VALUES {values}) "
-                f"INSERT INTO {DAYS} (track_id, partner_id, day, checks, last_use, "
-                "last_eligible, last_checked_at) SELECT v.* FROM v "
-                f"JOIN {TRACKS} t ON t.id = v.track_id WHERE TRUE "
-                "ON CONFLICT (track_id, partner_id, day) DO UPDATE SET "
-                f"checks = {DAYS}.checks + excluded.checks, "
-                f"last_use = CASE WHEN {newer} THEN excluded.last_use "
-                f"ELSE {DAYS}.last_use END, "
-                f"last_eligible = CASE WHEN {newer} THEN excluded.last_eligible "
-                f"ELSE {DAYS}.last_eligible END, "
-                f"last_checked_at = CASE WHEN {newer} THEN excluded.last_checked_at "
-                f"ELSE {DAYS}.last_checked_at END",
-                params,
+                f"WITH v({COLUMNS}) AS (VALUES {values}) "  # noqa: S608
+                f"INSERT INTO {DAYS} ({COLUMNS}) SELECT v.* FROM v " + upsert,
+                [value for row in chunk for value in row],
             )
 
 

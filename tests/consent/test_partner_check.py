@@ -6,10 +6,14 @@ import random
 
 import pytest
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
+from catalog.isrc import normalise_isrc
 from catalog.models import LicenseClass, Track
 from consent.models import ArtistDefault, PartnerLookup, PartnerLookupDay, TrackConsent
 from consent.partners import lookups_fold
+from consent.partners.check import ISRC_PATTERN, compact_isrc
 from consent.policy import eligibility_reason, is_eligible, policy_current
 from consent.services import consent_set, defaults_set, policy_apply, policy_publish
 from tests.consent.helpers import GENAI, MINING
@@ -237,3 +241,9 @@ def test_an_empty_check_is_an_empty_answer(client):
     assert answer.status_code == 200
     assert answer.json()["items"] == []
     assert PartnerLookup.objects.count() == 0
+
+
+@given(st.from_regex(ISRC_PATTERN, fullmatch=True))
+def test_the_fast_isrc_form_is_the_catalogues_form(value):
+    # every ISRC the API takes is stored as the catalogue would store it
+    assert compact_isrc(value) == normalise_isrc(value)
