@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common  # noqa: E402
@@ -54,7 +56,6 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "120"))
 ROUNDS = 5
 WARM_UP = 8
 STEP_REPEATS = 7
-ALT_SAMPLES = 20
 GOAL_P95_MS = 300.0
 GOAL_RATIO = 3.0
 RAW_SQL = (
@@ -212,92 +213,16 @@ def steps(key: str, partner, sample: tuple[list[str], list[str]]) -> list[list[s
         ("  ninja: json.loads again (Parser)", lambda: json.loads(body)),
         ("  ninja/pydantic: CheckIn validation",
          lambda: CheckIn.model_validate(parsed)),
-        ("  check: regex + normalise_isrc loop", lambda: _parse(sent, [])),
+        ("  check: pattern + compact_isrc loop", lambda: _parse(sent, [])),
         ("  check: the SQL (_rows, 3 tables)", lambda: _rows("isrc", compact, USE)),
         ("  check: eligibility_check in all", lambda: eligibility_check(
             partner=partner, use=USE, isrcs=sent, track_ids=[])),
         ("    of which: look-up INSERT (9,500 ids)", lookup_insert),
-        ("  response: json.dumps", lambda: json.dumps(document, separators=(",", ":"))),
+        ("  response: orjson.dumps", lambda: orjson.dumps(document)),
         ("baseline: the plain SQL (Django cursor)", raw_sql),
     ]  # fmt: skip
     whole()  # warm
     return [[name, f"{median_ms(function):.1f}"] for name, function in measured]
-
-
-def alternatives(samples: list[tuple[list[str], list[str]]]) -> list[list[str]]:
-    """What some changes would save, measured on the same samples in turns
-    (medians): none of them is in the app."""
-    from django.db import connection, transaction
-
-    from consent.partners.check import _ISRC, CONSENTS, DEFAULTS, TRACKS, _rows
-
-    rows_sql = (
-        "SELECT t.id, t.public_id, t.isrc, t.consent_version, t.license_class, "  # noqa: S608 - model tables
-        "c.decision, c.eligible, d.decision "
-        f"FROM {TRACKS} t JOIN {CONSENTS} c ON c.track_id = t.id AND c.use = %s "
-        f"LEFT JOIN {DEFAULTS} d ON d.artist_id = t.artist_id AND d.use = %s "
-        "WHERE t.isrc = ANY(string_to_array(%s, ','))"
-    )
-
-    def fast_parse(sent: list[str]) -> list[str]:
-        match = _ISRC.match
-        return [v.replace("-", "").upper() for v in sent if match(v) is not None]
-
-    def serial(function):
-        def run(compact: list[str]) -> None:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-                function(compact)
-
-        return run
-
-    def one_text(compact: list[str]) -> None:
-        values = ",".join(sorted(set(compact)))
-        with connection.cursor() as cursor:
-            cursor.execute(rows_sql, [USE, USE, values])
-            cursor.fetchall()
-
-    def array_only(compact: list[str]) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT cardinality(%s::text[])", [sorted(set(compact))])
-
-    variants = [
-        ("_rows as it is (text[] parameter, planner's choice)",
-         lambda compact: _rows("isrc", compact, USE)),
-        ("  with SET LOCAL max_parallel_workers_per_gather = 0",
-         serial(lambda compact: _rows("isrc", compact, USE))),
-        ("  with the ISRCs as one text + string_to_array", one_text),
-        ("  with both", serial(one_text)),
-        ("the text[] parameter alone (SELECT cardinality(%s))", array_only),
-    ]  # fmt: skip
-    times: dict[str, list[float]] = {name: [] for name, _ in variants}
-    parse: dict[str, list[float]] = {"now": [], "fast": []}
-    for sent, compact in samples:
-        for name, function in variants:
-            started = time.perf_counter()
-            function(compact)
-            times[name].append((time.perf_counter() - started) * 1000)
-        parse["now"].append(median_ms(lambda sent=sent: _parse_now(sent), 1))
-        parse["fast"].append(median_ms(lambda sent=sent: fast_parse(sent), 1))
-    rows = [
-        [name, f"{statistics.median(t):.1f}", f"{kit.percentile(t, 0.95):.1f}"]
-        for name, t in times.items()
-    ]
-    rows.append(
-        ["ISRC parsing as it is (regex + normalise_isrc)",
-         f"{statistics.median(parse['now']):.1f}", ""]
-    )  # fmt: skip
-    rows.append(
-        ["  regex, then replace('-', '').upper()",
-         f"{statistics.median(parse['fast']):.1f}", ""]
-    )  # fmt: skip
-    return rows
-
-
-def _parse_now(sent: list[str]) -> None:
-    from consent.partners.check import _parse
-
-    _parse(sent, [])
 
 
 def profile(key: str, sample: tuple[list[str], list[str]]) -> str:
@@ -449,14 +374,6 @@ def run_and_report(partner, key: str) -> None:
     print("\nwhere the time goes (this process, one call's body, medians of "
           f"{STEP_REPEATS}):")  # fmt: skip
     print(common.table([["step", "ms"], *steps(key, partner, sample)]))
-    print(
-        f"\nwhat changes would save (not in the app; {ALT_SAMPLES} samples in turns):"
-    )
-    print(
-        common.table(
-            [["variant", "p50 ms", "p95 ms"], *alternatives(samples[:ALT_SAMPLES])]
-        )
-    )
     if not ok or os.environ.get("BENCH_PROFILE"):
         print("\ncProfile, 3 calls through django.test.Client (by own time):")
         print(profile(key, sample))
