@@ -14,6 +14,7 @@ from consent.partner_api import KEY_ERRORS, partner_key
 from consent.partners import (
     MEDIA_TYPES,
     export_for,
+    export_forget,
     export_path,
     signature_document,
 )
@@ -93,8 +94,16 @@ def export(
     served, _ = export_for(use=use, fmt=format)
     if served is None:
         return _building(use, format)
+    try:
+        handle = open(export_path(served), "rb")  # noqa: SIM115 - FileResponse closes it
+    except FileNotFoundError:
+        # Its file is gone (a lost disk, a web process that cannot see the
+        # workers' folder): forget the snapshot and build the state anew.
+        export_forget(snapshot=served)
+        export_for(use=use, fmt=format)
+        return _building(use, format)
     response = FileResponse(
-        open(export_path(served), "rb"),  # noqa: SIM115 - FileResponse closes it
+        handle,
         content_type=MEDIA_TYPES[served.format],
         as_attachment=True,
         filename=f"refrain-{served.use}-{served.feed_seq}.{served.format}",

@@ -230,6 +230,11 @@ def _build(snapshot: ExportSnapshot) -> ExportSnapshot:
     return ExportSnapshot.objects.get(pk=snapshot_id)
 
 
+def export_forget(*, snapshot: ExportSnapshot) -> None:
+    """Drop a snapshot whose file is gone: the next request builds anew."""
+    ExportSnapshot.objects.filter(pk=snapshot.pk).delete()
+
+
 def export_path(snapshot: ExportSnapshot) -> Path:
     return export_dir() / snapshot.path
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from consent.models import ExportSnapshot, TrackConsent
-from consent.partners import export_build, export_for
+from consent.partners import export_build, export_for, export_path
 from consent.propagation import propagation_fan_out
 from consent.services import consent_set
 from consent.signing import b64url_decode, verify
@@ -168,3 +168,16 @@ def test_export_for_rings_a_build_once_per_state(
         export_for(use=GENAI, fmt="jsonl")
     assert served is None and current.status == "building"
     assert len(callbacks) == 1
+
+
+def test_a_snapshot_whose_file_is_gone_is_built_anew(client, granted):
+    _, key = partner_key()
+    answer, _ = _built(client, key)
+    snapshot = ExportSnapshot.objects.get()
+    export_path(snapshot).unlink()
+
+    again = get(client, EXPORT, key, use=GENAI)
+
+    assert again.status_code == 202
+    rebuilt = ExportSnapshot.objects.get()
+    assert rebuilt.pk != snapshot.pk and rebuilt.status == "building"
