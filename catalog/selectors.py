@@ -79,6 +79,26 @@ def track_for_owner(*, owner: User, public_id: str) -> Track:
     )
 
 
+def track_public(*, public_id: str) -> Track:
+    """Any track by its public id, for the public track page, or 404.
+
+    Loads only what the public may see (title, licence class, artist name)
+    and the ids; every uploaded track is public (there is no private flag).
+    """
+    return get_object_or_404(
+        Track.objects.select_related("artist").only(
+            "id",
+            "public_id",
+            "title",
+            "license_class",
+            "consent_version",
+            "artist__id",
+            "artist__display_name",
+        ),
+        public_id=public_id,
+    )
+
+
 def track_list_for_owner(*, owner: User, filters: TrackFilters) -> QuerySet[Track]:
     """The owner's tracks matching the filters, in the requested order."""
     queryset = tracks_for_owner(owner=owner)

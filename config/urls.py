@@ -40,6 +40,8 @@ urlpatterns = [
     # A 404 unless REFRAIN_DEMO_RECEIVER is on (the view checks, so a test
     # can turn it on and off without reloading the URLs).
     path("demo/webhook/", demo_receiver.demo_webhook, name="demo_webhook"),
+    # Public signals: /t/<id>/, robots.txt, /.well-known/tdmrep.json, /license.rsl
+    path("", include("consent.signals.urls")),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
 ]

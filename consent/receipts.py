@@ -4,6 +4,7 @@ ISO/IEC TS 27560 consent record, one per change or bulk change by an artist."""
 from django.conf import settings
 
 from consent.models import LedgerEntry, Receipt
+from consent.signals.formats import MAPPING
 from consent.uses import USES
 
 SCHEMA = "refrain-consent-receipt/1"
@@ -43,7 +44,7 @@ def receipt_payload(
             {
                 "purpose": info.description,
                 "use": entry.use,
-                "purposeCategory": [info.c2pa_key],
+                "purposeCategory": [MAPPING[entry.use].cawg],
                 "consentType": "EXPLICIT",
                 "state": entry.new_state,
                 "primaryPurpose": True,

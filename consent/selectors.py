@@ -18,6 +18,7 @@ from consent.models import (
     TrackConsent,
 )
 from consent.partners.acknowledgements import overdue_track_condition
+from consent.partners.feed import eligible_bits_sql, permitted
 from consent.policy import Policy
 from consent.uses import USE_ORDER
 
@@ -72,6 +73,38 @@ def consents_for_tracks(*, track_ids: list[int]) -> dict[int, dict[str, tuple]]:
     ).values_list("track_id", "use", "decision", "eligible"):
         states.setdefault(track_id, {})[use] = (decision, eligible)
     return states
+
+
+def permitted_for_track(*, track: Track) -> dict[str, bool]:
+    """The track's stored eligibility per use: what every consumer is told,
+    and what its public signals say (a use without a row: not permitted)."""
+    found = dict(
+        TrackConsent.objects.filter(track=track).values_list("use", "eligible")
+    )
+    return {use: bool(found.get(use)) for use in USE_ORDER}
+
+
+def permitted_tracks(*, after_id: int, limit: int) -> list[tuple[int, str, dict]]:
+    """``(track id, public id, permitted)`` of up to ``limit`` tracks with an
+    id above ``after_id`` that are eligible for at least one use, by id.
+
+    Public (the public signals list them). Reads only the index of eligible
+    rows (``consent_tc_eligible_track``): the cost follows the tracks that
+    permit something, not the catalogue, and a caller pages with
+    ``after_id`` (keyset) in flat memory.
+    """
+    consents = TrackConsent._meta.db_table
+    tracks = Track._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT g.track_id, t.public_id, g.bits FROM ("  # noqa: S608 - model tables, fixed fragments
+            f"SELECT c.track_id, {eligible_bits_sql('c.use', 'c.eligible')} AS bits "
+            f"FROM {consents} c WHERE c.eligible AND c.track_id > %s "
+            "GROUP BY c.track_id ORDER BY c.track_id LIMIT %s"
+            f") g JOIN {tracks} t ON t.id = g.track_id ORDER BY g.track_id",
+            [after_id, limit],
+        )
+        return [(pk, public_id, permitted(bits)) for pk, public_id, bits in cursor]
 
 
 def defaults_for_artist(*, artist: User) -> dict[str, str | None]:

@@ -1,4 +1,8 @@
-"""The four uses an artist decides on, with their public vocabularies."""
+"""The four uses an artist decides on, in the words artists read.
+
+How each use is written in the outside formats (CAWG, AIPREF, Content
+Signals, RSL, TDMRep) is one table in ``consent.signals.formats``.
+"""
 
 from dataclasses import dataclass
 
@@ -17,8 +21,6 @@ class UseInfo:
     slug: str
     name: str
     description: str  # the plain words shown to artists
-    c2pa_key: str
-    tdm_reservation: bool
 
 
 USES: dict[str, UseInfo] = {
@@ -26,29 +28,21 @@ USES: dict[str, UseInfo] = {
         Use.GENAI_TRAINING,
         "Generative AI training",
         "Train generative AI that can make music or imitate voices and styles",
-        "c2pa.ai_generative_training",
-        True,
     ),
     Use.AI_TRAINING: UseInfo(
         Use.AI_TRAINING,
         "Other AI training",
         "Train other AI (recommendations, tagging, search)",
-        "c2pa.ai_training",
-        True,
     ),
     Use.AI_INFERENCE: UseInfo(
         Use.AI_INFERENCE,
         "Input to AI features",
         "Be used as input to AI features (remix, stems, prompts)",
-        "c2pa.ai_inference",
-        False,
     ),
     Use.DATA_MINING: UseInfo(
         Use.DATA_MINING,
         "Data mining",
         "Text and data mining and analysis",
-        "c2pa.data_mining",
-        True,
     ),
 }
 USE_ORDER: list[str] = list(USES)

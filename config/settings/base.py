@@ -357,6 +357,17 @@ REFRAIN_BULK_CHUNK_SIZE = env.int("REFRAIN_BULK_CHUNK_SIZE", default=2000)
 REFRAIN_BULK_LEASE_SECONDS = env.float("REFRAIN_BULK_LEASE_SECONDS", default=30.0)
 REFRAIN_BULK_MAX_ATTEMPTS = env.int("REFRAIN_BULK_MAX_ATTEMPTS", default=5)
 
+# --- Public signals (consent.signals) -----------------------------------------
+# robots.txt, /.well-known/tdmrep.json and /license.rsl list the tracks whose
+# answer differs from the /t/ default (nothing permitted) while each stays
+# under this many bytes (robots.txt parsers read 500 KiB); the rest keep the
+# default there and are answered precisely on their own pages. Built once per
+# change of the change feed and cached this long.
+REFRAIN_SIGNALS_MAX_BYTES = env.int("REFRAIN_SIGNALS_MAX_BYTES", default=480_000)
+REFRAIN_SIGNALS_CACHE_SECONDS = env.int(
+    "REFRAIN_SIGNALS_CACHE_SECONDS", default=24 * 60 * 60
+)
+
 # --- Propagation -------------------------------------------------------------
 # Webhooks may reach loopback and private addresses only with this on (tests
 # and the embedded demo, whose receiver is served by the app itself).

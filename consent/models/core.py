@@ -198,6 +198,14 @@ class TrackConsent(models.Model):
             models.Index(
                 fields=["artist", "-updated_at"], name="consent_tc_artist_changed"
             ),
+            # Only the rows that permit a use, in track order: the public
+            # signals list the tracks that permit anything
+            # (``selectors.permitted_tracks``) without reading the others.
+            models.Index(
+                fields=["track", "use"],
+                condition=models.Q(eligible=True),
+                name="consent_tc_eligible_track",
+            ),
         ]
 
     def __str__(self) -> str:

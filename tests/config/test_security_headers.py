@@ -95,6 +95,18 @@ def test_public_pages_carry_the_policy_and_nothing_inline(client, db, path):
     _assert_nothing_inline(response.text)
 
 
+def test_the_public_track_page_carries_the_policy_and_nothing_inline(client, track):
+    # the CAWG assertion is a JSON data block, which no browser runs
+    response = client.get(f"/t/{track.public_id}/")
+
+    assert response.status_code == 200
+    assert _policy(response) == EXPECTED_POLICY
+    _assert_nothing_inline(response.text)
+    assert '<script id="cawg-training-mining" type="application/json">' in (
+        response.text
+    )
+
+
 @pytest.mark.parametrize("path", ARTIST_PAGES)
 def test_artist_pages_carry_the_policy_and_nothing_inline(client, user, track, path):
     client.force_login(user)
@@ -116,7 +128,17 @@ def test_staff_pages_carry_the_policy_and_nothing_inline(staff_client, path):
 
 
 @pytest.mark.parametrize(
-    "path", ["/healthz", "/readyz", "/api/v1/openapi.json", "/no-such-page/"]
+    "path",
+    [
+        "/healthz",
+        "/readyz",
+        "/api/v1/openapi.json",
+        "/no-such-page/",
+        "/robots.txt",
+        "/.well-known/tdmrep.json",
+        "/license.rsl",
+        "/t/NoSuchTrack/",
+    ],
 )
 def test_every_other_response_carries_the_policy_too(client, db, path):
     response = client.get(path)

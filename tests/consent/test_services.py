@@ -207,7 +207,7 @@ def test_consent_set_writes_ledger_decision_and_receipt_and_mails_after_commit(
                     {
                         "purpose": "Train other AI (recommendations, tagging, search)",
                         "use": TRAINING,
-                        "purposeCategory": ["c2pa.ai_training"],
+                        "purposeCategory": ["cawg.ai_training"],
                         "consentType": "EXPLICIT",
                         "state": "granted",
                         "primaryPurpose": True,
