@@ -18,6 +18,8 @@ SCRIPTS = [
     "partner_check.py",
     "partner_export.py",
     "partner_trainability.py",
+    "signals_public.py",
+    "signals_drift.py",
 ]
 
 if __name__ == "__main__":

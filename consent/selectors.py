@@ -11,6 +11,7 @@ from catalog.models import Track
 from consent.models import (
     ArtistDefault,
     BulkJob,
+    CheckRun,
     LedgerAnchor,
     LedgerEntry,
     Receipt,
@@ -105,6 +106,15 @@ def permitted_tracks(*, after_id: int, limit: int) -> list[tuple[int, str, dict]
             [after_id, limit],
         )
         return [(pk, public_id, permitted(bits)) for pk, public_id, bits in cursor]
+
+
+def check_runs_latest() -> list[tuple[str, CheckRun | None]]:
+    """Each consistency check's label and its newest run (None: never run),
+    in ``CheckRun.Kind`` order; one index probe each (``consent_checkrun_kind``)."""
+    return [
+        (label, CheckRun.objects.filter(kind=kind).order_by("-started_at").first())
+        for kind, label in CheckRun.Kind.choices
+    ]
 
 
 def defaults_for_artist(*, artist: User) -> dict[str, str | None]:

@@ -185,3 +185,24 @@ def prune_partner_data() -> None:
     from consent.partners import partner_data_prune
 
     partner_data_prune()
+
+
+@shared_task(name="consent.tag_audio")
+def tag_audio(track_ids: list[int]) -> None:
+    """Write the tagged copy of each track's audio for its current consent
+    version and remove older copies (rung by the fan-out after each change,
+    and by a download that found no copy). Idempotent: a copy already there
+    is kept, and a redelivered message finds the work done."""
+    from consent.services import tagged_copies_build
+
+    tagged_copies_build(track_ids=track_ids)
+
+
+@shared_task(name="consent.check_signals")
+def check_signals() -> None:
+    """Beat, nightly: render every public signal of every track in process,
+    compare each with the stored eligibility and the ledger, and record a
+    CheckRun. Read-only, safe to run twice."""
+    from consent.signals.drift import signals_check
+
+    signals_check(triggered_by="beat")

@@ -16,6 +16,7 @@ urlpatterns = [
     path("bulk/<uuid:public_id>/", views.bulk_status, name="bulk_status"),
     path("<str:public_id>/", views.track_detail, name="detail"),
     path("<str:public_id>/audio", catalog_views.track_audio, name="audio"),
+    path("<str:public_id>/download/", views.track_download, name="download"),
     path("<str:public_id>/consent/", views.consent_update, name="consent"),
     path(
         "<str:public_id>/propagation/",

@@ -4,10 +4,10 @@ Every setting is declared here; ``local``, ``test`` and ``production`` only
 change values. Values come from the environment through ``config.env``.
 """
 
-from celery.schedules import crontab
 from csp.constants import NONE, SELF
 
 from config.env import BASE_DIR, VAR_DIR, ensure_var_dirs, env
+from config.settings.beat import beat_schedule
 
 # --- Core -------------------------------------------------------------------
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -367,6 +367,13 @@ REFRAIN_SIGNALS_MAX_BYTES = env.int("REFRAIN_SIGNALS_MAX_BYTES", default=480_000
 REFRAIN_SIGNALS_CACHE_SECONDS = env.int(
     "REFRAIN_SIGNALS_CACHE_SECONDS", default=24 * 60 * 60
 )
+# Downloads carry the answer in their tags: a worker writes a tagged copy of
+# each track's audio per consent version into this directory (shared by web
+# and worker processes, like REFRAIN_EXPORT_DIR; the originals are never
+# altered, and only the newest version's copy is kept).
+REFRAIN_TAGGED_AUDIO_DIR = env.str(
+    "REFRAIN_TAGGED_AUDIO_DIR", default=str(VAR_DIR / "tagged-audio")
+)
 
 # --- Propagation -------------------------------------------------------------
 # Webhooks may reach loopback and private addresses only with this on (tests
@@ -433,58 +440,10 @@ REFRAIN_PROPAGATION_SWEEP_SECONDS = env.float(
     "REFRAIN_PROPAGATION_SWEEP_SECONDS", default=5.0
 )
 
-CELERY_BEAT_SCHEDULE = {
-    "sweep-propagation": {
-        "task": "consent.sweep_propagation",
-        "schedule": REFRAIN_PROPAGATION_SWEEP_SECONDS,
-    },
-    "reconcile-consumers": {
-        "task": "consent.reconcile_consumers",
-        "schedule": crontab(hour=2, minute=45),
-    },
-    "purge-delivery-attempts": {
-        "task": "consent.purge_delivery_attempts",
-        "schedule": crontab(hour=4, minute=35),
-    },
-    "resume-bulk-jobs": {
-        "task": "consent.resume_bulk_jobs",
-        "schedule": 15.0,
-    },
-    "resume-policy-runs": {
-        "task": "consent.resume_policy_runs",
-        "schedule": 60.0,
-    },
-    "pending-receipts": {
-        "task": "consent.send_pending_receipts",
-        "schedule": 10.0,
-    },
-    "receipt-digests": {
-        "task": "consent.send_receipt_digests",
-        "schedule": REFRAIN_RECEIPT_DIGEST_MINUTES * 60.0,
-    },
-    # Nightly consistency checks, each recorded as a CheckRun (UTC).
-    "check-consent": {
-        "task": "consent.check_consent",
-        "schedule": crontab(hour=3, minute=15),
-    },
-    "verify-ledger": {
-        "task": "consent.verify_ledger",
-        "schedule": crontab(hour=3, minute=45),
-    },
-    # A signed digest of every chain head, e-mailed to the auditors.
-    "anchor-ledger": {
-        "task": "consent.anchor_ledger",
-        "schedule": crontab(hour=4, minute=5),
-    },
-    "pending-invitations": {
-        "task": "accounts.send_pending_invitations",
-        "schedule": 60.0,
-    },
-    "purge-idempotency-records": {
-        "task": "consent.purge_idempotency_records",
-        "schedule": 60 * 60.0,
-    },
-}
+CELERY_BEAT_SCHEDULE = beat_schedule(
+    sweep_seconds=REFRAIN_PROPAGATION_SWEEP_SECONDS,
+    digest_minutes=REFRAIN_RECEIPT_DIGEST_MINUTES,
+)
 
 # The partner API (consent.partners). A key's rate limit is per minute; a
 # new key gets REFRAIN_API_KEY_RATE_LIMIT unless it is given its own. The
@@ -505,10 +464,3 @@ REFRAIN_LOOKUP_KEEP_DAYS = env.int("REFRAIN_LOOKUP_KEEP_DAYS", default=13 * 31)
 REFRAIN_LOOKUP_DOORBELL_SECONDS = env.float(
     "REFRAIN_LOOKUP_DOORBELL_SECONDS", default=2.0
 )
-CELERY_BEAT_SCHEDULE |= {
-    "fold-partner-lookups": {"task": "consent.fold_lookups", "schedule": 30.0},
-    "prune-partner-data": {
-        "task": "consent.prune_partner_data",
-        "schedule": crontab(hour=4, minute=50),
-    },
-}

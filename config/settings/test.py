@@ -139,3 +139,4 @@ REFRAIN_RECEIPT_DOORBELL_SECONDS = 0.0
 # The demo receiver (off unless a test turns it on) keeps its file here.
 REFRAIN_DEMO_RECEIVER_DIR = str(TEST_TMP_DIR / "demo-receiver")
 REFRAIN_EXPORT_DIR = str(TEST_TMP_DIR / "exports")
+REFRAIN_TAGGED_AUDIO_DIR = str(TEST_TMP_DIR / "tagged-audio")

@@ -1,5 +1,5 @@
 """Consent's tables, by concern: the core (decisions, policy, eligibility,
-ledger, receipts, jobs and checks) and propagation (consumers, their sync
+ledger, receipts, jobs), checks (nightly results, ledger anchors), propagation (consumers, their sync
 state, the change outbox, delivery attempts, the training-data registry) and
 the partner API (partners, keys, look-ups, acknowledgements, the change
 feed, exports).
@@ -8,6 +8,8 @@ Tables and constraints only; every write is in ``consent.services`` or
 ``consent.propagation``.
 """
 
+from consent.models.checks import *  # noqa: F403
+from consent.models.checks import __all__ as _checks
 from consent.models.core import *  # noqa: F403
 from consent.models.core import __all__ as _core
 from consent.models.partners import *  # noqa: F403
@@ -15,4 +17,4 @@ from consent.models.partners import __all__ as _partners
 from consent.models.propagation import *  # noqa: F403
 from consent.models.propagation import __all__ as _propagation
 
-__all__ = [*_core, *_propagation, *_partners]
+__all__ = [*_core, *_checks, *_propagation, *_partners]

@@ -7,7 +7,9 @@ not grow with the consumers. ``propagation_fan_out`` runs in a worker: it
 claims outbox rows with ``SKIP LOCKED`` (SQLite's writers are serialised by
 its ``IMMEDIATE`` transactions, the equivalent), raises each consumer's
 ``desired_version`` for those tracks, makes the rows due, deletes them and
-appends the tracks to the partners' change feed, all in one transaction.
+appends the tracks to the partners' change feed, all in one transaction;
+after it commits, the changed tracks that have audio are handed to the worker
+that writes their tagged copies (``consent.tag_audio``).
 """
 
 from collections.abc import Mapping
@@ -18,14 +20,19 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog.models import Track
-from config.doorbell import ring_at_most_every
+from config.doorbell import ring, ring_at_most_every
+from consent.db import id_condition
 from consent.models import Consumer, PropagationChange, SyncState
 from consent.partners.feed import feed_append
 from consent.tasks import propagate as propagate_task
+from consent.tasks import tag_audio as tag_audio_task
 
 SYNC = SyncState._meta.db_table
 OUTBOX = PropagationChange._meta.db_table
 TRACKS = Track._meta.db_table
+# Tracks per message to the worker that writes tagged copies (each copy is a
+# file copied and tagged: a message stays a few seconds of work).
+TAG_BATCH = 200
 
 
 def propagation_record(*, versions: Mapping[int, int], now: datetime) -> None:
@@ -177,9 +184,32 @@ def propagation_fan_out(*, limit: int = 5000) -> int:
         now = timezone.now()
         sync_upsert(consumer_ids=consumer_ids, tracks=tracks, now=now)
         PropagationChange.objects.filter(id__in=[row[0] for row in rows]).delete()
+        with_audio = tracks_with_audio(list(tracks))
+        if with_audio:
+            transaction.on_commit(lambda: tagged_audio_ring(with_audio))
         # Last: the feed's lock is held from here to the commit.
         feed_append(track_ids=list(tracks), now=now)
     return len(rows)
+
+
+def tracks_with_audio(track_ids: list[int]) -> list[int]:
+    """Those of these tracks that have an audio file, by id."""
+    condition, params = id_condition("id", sorted(track_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {TRACKS} WHERE {condition} AND audio_file <> '' "  # noqa: S608 - model table, fixed fragments; ids are parameters
+            "ORDER BY id",
+            params,
+        )
+        return [pk for (pk,) in cursor.fetchall()]
+
+
+def tagged_audio_ring(track_ids: list[int]) -> None:
+    """After a fan-out commits: ring the worker that writes the tagged copies
+    of these tracks' audio, ``TAG_BATCH`` tracks a message. A lost message
+    costs latency only: a download that finds no copy rings again."""
+    for start in range(0, len(track_ids), TAG_BATCH):
+        ring(tag_audio_task, track_ids[start : start + TAG_BATCH])
 
 
 def propagation_backlog() -> int:

@@ -14,7 +14,9 @@ A package by concern; callers import the public names from here:
 * ``checks``: ``consent_check``, the stored state against the rules, and
   ``ledger_check``, the hash chains; each run recorded as a ``CheckRun``;
 * ``anchors``: signed digests of every chain head, their e-mails and their
-  verification.
+  verification;
+* ``tagged_audio``: the tagged copies of the tracks' audio that downloads
+  serve (written by a worker, never in a request).
 """
 
 from consent.services.anchors import (
@@ -62,6 +64,12 @@ from consent.services.receipt_outbox import (
     receipt_for_request,
     receipts_email_digest,
     receipts_send_pending,
+)
+from consent.services.tagged_audio import (
+    TaggedDownload,
+    tagged_copies_build,
+    tagged_copy_build,
+    tagged_copy_open,
 )
 from consent.services.writes import (
     ConsentError,
@@ -114,6 +122,10 @@ __all__ = [
     "receipts_email_digest",
     "receipts_send_pending",
     "state_of",
+    "TaggedDownload",
+    "tagged_copies_build",
+    "tagged_copy_build",
+    "tagged_copy_open",
     "trackconsent_create_missing",
     "tracks_upload",
 ]

@@ -8,7 +8,12 @@
 * ``site``: the site-wide documents built from the database and cached per
   change (import it from ``consent.signals.site``: this package's names are
   the pure ones, which ``consent.receipts`` and the models' layer may use);
-* ``public_views`` and ``urls``: what is served.
+* ``public_views`` and ``urls``: what is served;
+* ``tags``: the answer inside the audio (mutagen) and where the tagged copies
+  live (``consent.services.tagged_audio`` writes and serves them);
+* ``readers``, ``comparisons`` and ``drift``: the nightly check that reads
+  every signal back and compares it with the stored eligibility and the
+  ledger (``manage.py check_signals``).
 
 To render every signal of a track in process (as the drift check does)::
 

@@ -142,6 +142,10 @@ class SiteDocuments:
     robots_txt: str
     tdmrep_json: bytes
     license_rsl: bytes
+    # The documents whose list stopped at the size budget ("robots.txt",
+    # "tdmrep.json", "license.rsl"): the tracks after the last one listed
+    # keep the default there.
+    truncated: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,15 @@ class SiteDocumentsBuilder:
             tdmrep_json=self._tdmrep_json(),
             license_rsl=formats.rsl_document(
                 [*self.rsl_tracks, (TRACKS_PATTERN, SITE_DEFAULT)]
+            ),
+            truncated=frozenset(
+                name
+                for name, budget in (
+                    ("robots.txt", self.robots),
+                    ("tdmrep.json", self.tdmrep),
+                    ("license.rsl", self.rsl),
+                )
+                if budget.full
             ),
         )
 

@@ -1,6 +1,7 @@
 """The consent pages, one module per audience; URL confs use these names."""
 
 from consent.views.bulk import bulk_change, bulk_status
+from consent.views.downloads import track_download
 from consent.views.staff import audit, policy_edit
 from consent.views.tracks import (
     consent_settings,
@@ -23,6 +24,7 @@ __all__ = [
     "policy_edit",
     "receipt_download",
     "track_detail",
+    "track_download",
     "track_list",
     "track_propagation",
     "track_upload",

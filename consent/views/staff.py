@@ -17,6 +17,7 @@ from consent.forms import (
 )
 from consent.models import Rule
 from consent.policy import RULE_WORDS, policy_current
+from consent.selectors import check_runs_latest
 from consent.uses import USE_ORDER, USES
 
 # --- Staff -------------------------------------------------------------------------
@@ -44,6 +45,7 @@ def audit(request: HttpRequest) -> HttpResponse:
                 for use in USE_ORDER
             ],
             "policy": policy,
+            "checks": check_runs_latest(),
             "can_edit_policy": _is_policy_admin(request.user),
             "can_see_consumers": _is_policy_admin(request.user)
             or request.user.groups.filter(name=GROUP_AUDITORS).exists(),

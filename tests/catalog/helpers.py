@@ -129,3 +129,142 @@ def wav_declaring(
     chunks = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
     chunks += b"data" + struct.pack("<I", data_size) + data
     return b"RIFF" + struct.pack("<I", len(chunks)) + chunks
+
+
+def _ogg(pages: list[tuple[list[bytes], int]]) -> bytes:
+    """An Ogg stream of one logical bitstream: ``(packets, granule
+    position)`` per page, CRCs computed by mutagen's ``OggPage``."""
+    from mutagen.ogg import OggPage
+
+    data = b""
+    for sequence, (packets, position) in enumerate(pages):
+        page = OggPage()
+        page.serial, page.sequence, page.position = 0x5EF, sequence, position
+        page.packets = packets
+        page.first, page.last = sequence == 0, sequence == len(pages) - 1
+        data += page.write()
+    return data
+
+
+def ogg_vorbis_bytes(*, seconds: float = 1.0, rate: int = 44100) -> bytes:
+    """A minimal Ogg Vorbis file: identification and comment headers as the
+    Vorbis I specification lays them out, a placeholder setup header and one
+    audio page whose granule position gives the length (what mutagen reads;
+    no player would decode it)."""
+    identification = (
+        b"\x01vorbis"
+        + struct.pack("<IBIiiiB", 0, 1, rate, 0, 128_000, 0, 0xB8)
+        + b"\x01"
+    )
+    vendor = b"refrain-tests"
+    comments = (
+        b"\x03vorbis" + struct.pack("<I", len(vendor)) + vendor + bytes(4) + b"\x01"
+    )
+    setup = b"\x05vorbis" + bytes(32)
+    return _ogg(
+        [
+            ([identification], 0),
+            ([comments, setup], 0),
+            ([bytes(16)], int(seconds * rate)),
+        ]
+    )
+
+
+def ogg_opus_bytes(*, seconds: float = 1.0) -> bytes:
+    """A minimal Ogg Opus file (RFC 7845): ``OpusHead``, ``OpusTags`` and one
+    audio page whose granule position (48 kHz, after the pre-skip) gives the
+    length."""
+    pre_skip = 312
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, pre_skip, 48000, 0, 0)
+    vendor = b"refrain-tests"
+    tags = b"OpusTags" + struct.pack("<I", len(vendor)) + vendor + bytes(4)
+    return _ogg(
+        [([head], 0), ([tags], 0), ([bytes(16)], int(seconds * 48000) + pre_skip)]
+    )
+
+
+def _box(kind: bytes, payload: bytes = b"", *, full: bool = False) -> bytes:
+    """An MPEG-4 box (``full``: with version 0 and no flags first)."""
+    if full:
+        payload = bytes(4) + payload
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def m4a_bytes(*, seconds: int = 1, rate: int = 44100) -> bytes:
+    """A minimal M4A (MPEG-4 audio, AAC-LC stereo): ``ftyp``, a ``moov``
+    with one sound track and its sample table, and a 4-byte ``mdat``; enough
+    for mutagen to read its length and codec and to write tags."""
+    duration = seconds * rate
+    matrix = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    mvhd = _box(
+        b"mvhd",
+        struct.pack(">IIII", 0, 0, rate, duration)
+        + struct.pack(">IH", 0x10000, 0x100)
+        + bytes(10)
+        + matrix
+        + bytes(24)
+        + struct.pack(">I", 2),
+        full=True,
+    )
+    tkhd = _box(
+        b"tkhd",
+        struct.pack(">I", 7)  # version 0; enabled, in movie, in preview
+        + struct.pack(">IIIII", 0, 0, 1, 0, duration)
+        + bytes(8)
+        + struct.pack(">hhhH", 0, 0, 0x100, 0)
+        + matrix
+        + bytes(8),
+    )
+    mdhd = _box(
+        b"mdhd", struct.pack(">IIIIHH", 0, 0, rate, duration, 0x55C4, 0), full=True
+    )
+    hdlr = _box(
+        b"hdlr", bytes(4) + b"soun" + bytes(12) + b"SoundHandler\x00", full=True
+    )
+
+    def descriptor(tag: int, payload: bytes) -> bytes:
+        return bytes([tag, len(payload)]) + payload
+
+    decoder = descriptor(
+        0x04,
+        bytes([0x40, 0x15])
+        + bytes(3)
+        + struct.pack(">II", 128_000, 128_000)
+        + descriptor(0x05, bytes([0x12, 0x10])),  # AAC-LC, 44.1 kHz, stereo
+    )
+    esds = _box(
+        b"esds",
+        descriptor(
+            0x03, struct.pack(">HB", 1, 0) + decoder + descriptor(0x06, b"\x02")
+        ),
+        full=True,
+    )
+    mp4a = _box(
+        b"mp4a",
+        bytes(6)
+        + struct.pack(">H", 1)
+        + bytes(8)
+        + struct.pack(">HHHHI", 2, 16, 0, 0, rate << 16)
+        + esds,
+    )
+    sample_table = (
+        _box(b"stsd", struct.pack(">I", 1) + mp4a, full=True)
+        + _box(b"stts", struct.pack(">III", 1, 1, duration), full=True)
+        + _box(b"stsc", struct.pack(">IIII", 1, 1, 1, 1), full=True)
+        + _box(b"stsz", struct.pack(">III", 0, 1, 4), full=True)
+    )
+    url = struct.pack(">I", 12) + b"url " + b"\x00\x00\x00\x01"  # self-contained
+    media_info = _box(b"smhd", bytes(4), full=True) + _box(
+        b"dinf", _box(b"dref", struct.pack(">I", 1) + url, full=True)
+    )
+    ftyp = _box(b"ftyp", b"M4A " + bytes(4) + b"M4A isomiso2")
+
+    def moov(offset: int) -> bytes:
+        stco = _box(b"stco", struct.pack(">II", 1, offset), full=True)
+        minf = _box(b"minf", media_info + _box(b"stbl", sample_table + stco))
+        trak = _box(b"trak", tkhd + _box(b"mdia", mdhd + hdlr + minf))
+        return _box(b"moov", mvhd + trak)
+
+    # The chunk offset points at the sample inside mdat, after its header.
+    offset = len(ftyp) + len(moov(0)) + 8
+    return ftyp + moov(offset) + _box(b"mdat", bytes(4))

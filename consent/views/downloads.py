@@ -1,0 +1,52 @@
+"""The artist's download of a track: its audio with the track's AI-use answer
+in the file's own tags (``consent.services.tagged_audio``)."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.text import slugify
+from django.views.decorators.http import require_safe
+
+from catalog.selectors import track_for_owner
+from consent.services import tagged_copy_open
+from consent.signals import tags
+
+# Seconds the "being prepared" page waits before it asks again.
+RETRY_SECONDS = 3
+
+
+@login_required
+@require_safe
+def track_download(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The tagged copy of the track's audio at its current consent version,
+    to its owner only (another artist's track is a 404), as a download.
+
+    When the worker has not written that copy yet (a change a moment ago),
+    the answer says so (202, with ``Retry-After``) and the worker is rung:
+    the request never writes tags and never waits for them.
+    """
+    track = track_for_owner(owner=request.user, public_id=public_id)
+    if not track.audio_file:
+        raise Http404("This track has no audio file.")
+    found = tagged_copy_open(track=track)
+    if found.file is not None:
+        extension = tags.extension(track.audio_file.name)
+        response = FileResponse(
+            found.file,
+            as_attachment=True,
+            filename=f"{slugify(track.title) or 'track'}.{extension}",
+            content_type=track.audio_mime_type or "application/octet-stream",
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, no-store"
+        return response
+    response = render(
+        request,
+        "consent/download_pending.html",
+        {"track": track, "failed": found.failed, "retry_seconds": RETRY_SECONDS},
+        status=500 if found.failed else 202,
+    )
+    if found.preparing:
+        response["Retry-After"] = str(RETRY_SECONDS)
+    response["Cache-Control"] = "private, no-store"
+    return response
