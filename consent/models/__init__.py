@@ -1,8 +1,8 @@
 """Consent's tables, by concern: the core (decisions, policy, eligibility,
-ledger, receipts, jobs), checks (nightly results, ledger anchors), propagation (consumers, their sync
-state, the change outbox, delivery attempts, the training-data registry) and
-the partner API (partners, keys, look-ups, acknowledgements, the change
-feed, exports).
+ledger, receipts, jobs), checks (nightly results, ledger anchors),
+propagation (consumers, their sync state, the change outbox, delivery
+attempts, the training-data registry) and the partner API (partners, keys,
+look-ups, acknowledgements, the change feed, exports).
 
 Tables and constraints only; every write is in ``consent.services`` or
 ``consent.propagation``.
