@@ -848,6 +848,15 @@ def test_the_track_page_lists_its_receipts(signed_in, artist, make_track):
     assert str(elsewhere.public_id) not in response.text
 
 
+def test_the_track_page_links_its_public_page(signed_in, artist, make_track, client):
+    track = make_track(artist=artist)
+
+    response = signed_in.get(f"/tracks/{track.public_id}/")
+
+    assert f'href="/t/{track.public_id}/"' in response.text
+    assert client.get(f"/t/{track.public_id}/").status_code == 200
+
+
 def test_another_artists_track_page_is_a_404(signed_in, make_track):
     track = make_track(artist=UserFactory())
 
