@@ -1,5 +1,8 @@
 """What the consent views share."""
 
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -58,3 +61,25 @@ def staff_manager(request: HttpRequest, *, refusal: str) -> None:
     """Refuse (403, ``refusal``) whoever is not a policy admin."""
     if not can_manage(request.user):
         raise PermissionDenied(refusal)
+
+
+STAFF_ONLY = (
+    "This page is for the platform's staff: auditors and policy admins. Your "
+    "tracks and your answers are on your own pages."
+)
+
+
+def staff_page(view):
+    """A staff page: a visitor who is not signed in goes to the sign-in page
+    (and back here after it); a signed-in account that is not staff gets the
+    site's 403 page, which says the page is for staff."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_active and request.user.is_staff):
+            raise PermissionDenied(STAFF_ONLY)
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -8,7 +8,6 @@ change is a service of ``consent.propagation``; a rejection is its
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +16,7 @@ from consent import propagation
 from consent.forms_consumers import ConsumerCreateForm, ConsumerReplayForm
 from consent.models import Consumer, DeliveryAttempt
 from consent.propagation import health
-from consent.views.common import staff_manager, staff_viewer
+from consent.views.common import staff_manager, staff_page, staff_viewer
 
 
 def _viewer(request: HttpRequest) -> bool:
@@ -31,7 +30,7 @@ def _manager(request: HttpRequest) -> None:
     staff_manager(request, refusal="Only policy admins change consumers.")
 
 
-@staff_member_required
+@staff_page
 @require_GET
 def consumer_list(request: HttpRequest) -> HttpResponse:
     can_manage = _viewer(request)
@@ -63,7 +62,7 @@ def _detail(request, consumer, replay_form=None, status=200, can_manage=True):
     )
 
 
-@staff_member_required
+@staff_page
 @require_GET
 def consumer_detail(request: HttpRequest, consumer_id: int) -> HttpResponse:
     can_manage = _viewer(request)
@@ -84,7 +83,7 @@ def _secret_page(request, consumer: Consumer, secret: str, *, rotated: bool):
     )
 
 
-@staff_member_required
+@staff_page
 @require_http_methods(["GET", "POST"])
 def consumer_new(request: HttpRequest) -> HttpResponse:
     _manager(request)
@@ -110,7 +109,7 @@ def _managed(request: HttpRequest, consumer_id: int) -> Consumer:
     return get_object_or_404(Consumer, pk=consumer_id)
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def consumer_pause(request: HttpRequest, consumer_id: int) -> HttpResponse:
     consumer = _managed(request, consumer_id)
@@ -127,7 +126,7 @@ def consumer_pause(request: HttpRequest, consumer_id: int) -> HttpResponse:
     return redirect(consumer)
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def consumer_resume(request: HttpRequest, consumer_id: int) -> HttpResponse:
     consumer = _managed(request, consumer_id)
@@ -142,7 +141,7 @@ def consumer_resume(request: HttpRequest, consumer_id: int) -> HttpResponse:
     return redirect(consumer)
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def consumer_rotate(request: HttpRequest, consumer_id: int) -> HttpResponse:
     consumer = _managed(request, consumer_id)
@@ -166,7 +165,7 @@ def test_event_words(attempt: DeliveryAttempt) -> tuple[bool, str]:
     return False, f"The test event was not delivered ({why}), {took}."
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def consumer_test(request: HttpRequest, consumer_id: int) -> HttpResponse:
     consumer = _managed(request, consumer_id)
@@ -180,7 +179,7 @@ def consumer_test(request: HttpRequest, consumer_id: int) -> HttpResponse:
     return redirect(consumer)
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def consumer_replay(request: HttpRequest, consumer_id: int) -> HttpResponse:
     consumer = _managed(request, consumer_id)

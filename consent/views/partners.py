@@ -10,7 +10,6 @@ page that answers its creation, and never stored.
 """
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,7 +26,7 @@ from consent.partners.activity import (
     partners_overview,
     webhooks_unlinked,
 )
-from consent.views.common import staff_manager, staff_viewer
+from consent.views.common import staff_manager, staff_page, staff_viewer
 
 OVERDUE_PAGE_SIZE = 50
 
@@ -57,7 +56,7 @@ def _list(request, *, can_manage: bool, key_form=None, status=200):
     )
 
 
-@staff_member_required
+@staff_page
 @require_GET
 def partner_list(request: HttpRequest) -> HttpResponse:
     return _list(request, can_manage=_viewer(request))
@@ -81,7 +80,7 @@ def _detail(request, partner, *, can_manage: bool, key_form=None, status=200):
     )
 
 
-@staff_member_required
+@staff_page
 @require_GET
 def partner_detail(request: HttpRequest, partner_id: int) -> HttpResponse:
     can_manage = _viewer(request)
@@ -91,7 +90,7 @@ def partner_detail(request: HttpRequest, partner_id: int) -> HttpResponse:
     return _detail(request, partner, can_manage=can_manage)
 
 
-@staff_member_required
+@staff_page
 @require_http_methods(["GET", "POST"])
 def partner_new(request: HttpRequest) -> HttpResponse:
     _manager(request)
@@ -125,7 +124,7 @@ def _key_page(request, key: ApiKey, plaintext: str) -> HttpResponse:
     )
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def partner_key_new(request: HttpRequest, partner_id: int) -> HttpResponse:
     _manager(request)
@@ -149,7 +148,7 @@ def partner_key_new(request: HttpRequest, partner_id: int) -> HttpResponse:
     return _detail(request, partner, can_manage=True, key_form=form, status=400)
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def catalog_key_new(request: HttpRequest) -> HttpResponse:
     _manager(request)
@@ -169,7 +168,7 @@ def catalog_key_new(request: HttpRequest) -> HttpResponse:
     return _list(request, can_manage=True, key_form=form, status=400)
 
 
-@staff_member_required
+@staff_page
 @require_POST
 def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     _manager(request)

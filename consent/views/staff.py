@@ -3,7 +3,6 @@
 import hashlib
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,6 +18,7 @@ from consent.models import Rule
 from consent.policy import RULE_WORDS, policy_current
 from consent.selectors import check_runs_latest
 from consent.uses import USE_ORDER, USES
+from consent.views.common import staff_page
 
 # --- Staff -------------------------------------------------------------------------
 
@@ -27,7 +27,7 @@ def _is_policy_admin(user) -> bool:
     return user.is_superuser or user.groups.filter(name="policy-admins").exists()
 
 
-@staff_member_required
+@staff_page
 def audit(request: HttpRequest) -> HttpResponse:
     policy = policy_current()
     return render(
@@ -53,7 +53,7 @@ def audit(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_member_required
+@staff_page
 @require_http_methods(["GET", "POST"])
 def policy_edit(request: HttpRequest) -> HttpResponse:
     if not _is_policy_admin(request.user):

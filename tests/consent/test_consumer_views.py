@@ -210,7 +210,9 @@ def test_auditors_cannot_add_a_consumer(auditor_client):
 def test_other_staff_and_artists_are_kept_out(client):
     consumer = webhook()
     client.force_login(UserFactory())
-    assert client.get(LIST)["Location"].startswith("/admin/login/")
+    refused = client.get(LIST)
+    assert refused.status_code == 403
+    assert "for the platform&#x27;s staff" in refused.content.decode()
     staff = StaffFactory()
     client.force_login(staff)
     # staff without a second factor are sent to set one up first

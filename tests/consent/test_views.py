@@ -993,7 +993,7 @@ def test_the_policy_editor_is_for_policy_admins_only(
     assert PolicyVersion.objects.count() == 1
 
     client.force_login(artist)
-    assert client.get("/audit/policy/").status_code == 302
+    assert client.get("/audit/policy/").status_code == 403
 
     client.force_login(policy_admin)
     assert 'href="/audit/policy/">Change the policy</a>' in client.get("/audit/").text
