@@ -31,6 +31,7 @@ urlpatterns = [
     path("audit/consumers/", include("consent.consumer_urls")),
     path("audit/partners/", include("consent.partner_urls")),
     path("audit/", include("consent.urls")),
+    path("policy/", transparency.policy_page, name="public_policy"),
     path("transparency/anchors/", transparency.anchor_list, name="anchor_list"),
     path(
         ".well-known/refrain-keys.json",

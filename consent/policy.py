@@ -175,3 +175,32 @@ def all_uses_locked_reason(license_class: str) -> str:
     if license_class == LicenseClass.LABEL:
         return "Label-licensed: the platform does not allow AI training of this track"
     return "The platform does not allow AI use of independent tracks"
+
+
+# The rules as the public policy page says them (for anyone, not the artist).
+PUBLIC_RULE_WORDS = {
+    Rule.OPT_IN: "only with the artist's yes",
+    Rule.OPT_OUT: "unless the artist says no",
+    Rule.PROHIBITED: "never",
+}
+
+
+@dataclass(frozen=True)
+class PolicyChange:
+    license_class: str
+    use: str
+    old: str
+    new: str
+
+
+def policy_changes(
+    old: dict[tuple[str, str], str], new: dict[tuple[str, str], str]
+) -> list[PolicyChange]:
+    """What a version changed from the one before it, in use order."""
+    return [
+        PolicyChange(license_class, use, old[(license_class, use)], rule)
+        for (license_class, use), rule in sorted(
+            new.items(), key=lambda item: (item[0][0], USE_ORDER.index(item[0][1]))
+        )
+        if (license_class, use) in old and old[(license_class, use)] != rule
+    ]

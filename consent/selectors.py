@@ -14,6 +14,8 @@ from consent.models import (
     CheckRun,
     LedgerAnchor,
     LedgerEntry,
+    PolicyRule,
+    PolicyVersion,
     Receipt,
     State,
     TrackConsent,
@@ -193,3 +195,14 @@ def anchors_published(*, before: int | None = None) -> QuerySet[LedgerAnchor]:
     if before is not None:
         anchors = anchors.filter(pk__lt=before)
     return anchors
+
+
+def policy_history() -> list[tuple[PolicyVersion, dict[tuple[str, str], str]]]:
+    """Every policy version, newest first, with its rules (two queries)."""
+    versions = list(PolicyVersion.objects.order_by("-number"))
+    rules: dict[int, dict[tuple[str, str], str]] = {}
+    for version_id, license_class, use, rule in PolicyRule.objects.values_list(
+        "version_id", "license_class", "use", "rule"
+    ):
+        rules.setdefault(version_id, {})[(license_class, use)] = rule
+    return [(version, rules.get(version.pk, {})) for version in versions]

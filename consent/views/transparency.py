@@ -1,12 +1,17 @@
-"""Public, no sign-in: the ledger's signed anchors and the site's key."""
+"""Public, no sign-in: the policy in words and its history, the ledger's
+signed anchors and the site's key."""
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from catalog.models import LicenseClass
 from consent.anchors import SCHEMA, anchor_public
-from consent.selectors import anchors_published
+from consent.policy import PUBLIC_RULE_WORDS, policy_changes
+from consent.selectors import anchors_published, policy_history
 from consent.signing import public_jwk
+from consent.uses import USE_ORDER, USES
 
 ANCHORS_PAGE = 100
 ABOUT_ANCHORS = (
@@ -47,3 +52,47 @@ def anchor_list(request: HttpRequest) -> JsonResponse:
 def signing_keys(request: HttpRequest) -> JsonResponse:
     """The site's public signing key as a JWK set."""
     return JsonResponse({"keys": [public_jwk()]})
+
+
+@require_GET
+def policy_page(request: HttpRequest) -> HttpResponse:
+    """The platform's policy: per licence class and use, when a track may be
+    used for AI, in words; and every version, with why and what it changed."""
+    history = policy_history()
+    classes = [(value, label) for value, label in LicenseClass.choices]
+
+    def words(rules: dict, license_class: str, use: str) -> str:
+        return PUBLIC_RULE_WORDS[rules[(license_class, use)]]
+
+    current_version, current_rules = history[0]
+    table = [
+        {
+            "use": USES[use].name,
+            "description": USES[use].description,
+            "rules": [words(current_rules, value, use) for value, _ in classes],
+        }
+        for use in USE_ORDER
+    ]
+    versions = []
+    for index, (version, rules) in enumerate(history):
+        earlier = history[index + 1][1] if index + 1 < len(history) else None
+        changes = [
+            f"{USES[change.use].name}, "
+            f"{LicenseClass(change.license_class).label.lower()} "
+            f"music: {PUBLIC_RULE_WORDS[change.old]} before, "
+            f"{PUBLIC_RULE_WORDS[change.new]} from then on"
+            for change in (policy_changes(earlier, rules) if earlier else [])
+        ]
+        versions.append(
+            {"version": version, "changes": changes, "first": earlier is None}
+        )
+    return render(
+        request,
+        "consent/policy_public.html",
+        {
+            "current": current_version,
+            "classes": [label for _, label in classes],
+            "table": table,
+            "versions": versions,
+        },
+    )
