@@ -3,6 +3,7 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
+from catalog.models import Track
 from catalog.selectors import track_for_owner
 
 
@@ -13,9 +14,16 @@ def track_audio(request: HttpRequest, public_id: str) -> FileResponse:
     track = track_for_owner(owner=request.user, public_id=public_id)
     if not track.audio_file:
         raise Http404("This track has no audio file.")
-    extension = track.audio_file.name.rsplit(".", 1)[-1]
+    return audio_download(
+        track, track.audio_file.open("rb"), track.audio_file.name.rsplit(".", 1)[-1]
+    )
+
+
+def audio_download(track: Track, handle, extension: str) -> FileResponse:
+    """A track's audio (``handle``, closed by the response) as a private
+    download named after its title."""
     response = FileResponse(
-        track.audio_file.open("rb"),
+        handle,
         as_attachment=True,
         filename=f"{slugify(track.title) or 'track'}.{extension}",
         content_type=track.audio_mime_type or "application/octet-stream",

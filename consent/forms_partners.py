@@ -11,8 +11,7 @@ from django.db.models import QuerySet
 
 from consent.models import Consumer
 from consent.models.partners import DEFAULT_ACK_DAYS
-
-MAX_RATE_LIMIT = 100_000  # as consent.partners.keys.apikey_create
+from consent.partners.keys import MAX_RATE_LIMIT
 
 
 class PartnerCreateForm(forms.Form):

@@ -23,6 +23,7 @@ KEY_PREFIX = "rfk_"  # noqa: S105 - the public prefix of every key, not a secret
 SHOWN = 12  # characters of a key kept to show and name it
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 WINDOW_SECONDS = 60
+MAX_RATE_LIMIT = 100_000  # requests per minute a key may be given
 
 
 class KeyError_(ValueError):
@@ -73,8 +74,10 @@ def apikey_create(
     if (scope == ApiKey.Scope.PARTNER) != (partner is not None):
         raise KeyError_("A partner key belongs to a partner; a catalogue key to none.")
     limit = settings.REFRAIN_API_KEY_RATE_LIMIT if rate_limit is None else rate_limit
-    if not 1 <= limit <= 100_000:
-        raise KeyError_("The rate limit is 1 to 100,000 requests per minute.")
+    if not 1 <= limit <= MAX_RATE_LIMIT:
+        raise KeyError_(
+            f"The rate limit is 1 to {MAX_RATE_LIMIT:,} requests per minute."
+        )
     for _ in range(5):  # a prefix taken already (one in 2^47): draw again
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         try:

@@ -2,12 +2,12 @@
 in the file's own tags (``consent.services.tagged_audio``)."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.text import slugify
 from django.views.decorators.http import require_safe
 
 from catalog.selectors import track_for_owner
+from catalog.views import audio_download
 from consent.services import tagged_copy_open
 from consent.signals import tags
 
@@ -30,16 +30,7 @@ def track_download(request: HttpRequest, public_id: str) -> HttpResponse:
         raise Http404("This track has no audio file.")
     found = tagged_copy_open(track=track)
     if found.file is not None:
-        extension = tags.extension(track.audio_file.name)
-        response = FileResponse(
-            found.file,
-            as_attachment=True,
-            filename=f"{slugify(track.title) or 'track'}.{extension}",
-            content_type=track.audio_mime_type or "application/octet-stream",
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return audio_download(track, found.file, tags.extension(track.audio_file.name))
     response = render(
         request,
         "consent/download_pending.html",
