@@ -32,6 +32,7 @@ urlpatterns = [
     path("audit/partners/", include("consent.partner_urls")),
     path("audit/", include("consent.urls")),
     path("policy/", transparency.policy_page, name="public_policy"),
+    path("transparency/", transparency.transparency_page, name="transparency"),
     path("transparency/anchors/", transparency.anchor_list, name="anchor_list"),
     path(
         ".well-known/refrain-keys.json",

@@ -47,3 +47,18 @@ def transaction_lock(key: int) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+@contextmanager
+def one_snapshot():
+    """A transaction whose reads all see one snapshot of the database:
+    REPEATABLE READ on PostgreSQL (SQLite's transactions already are). Inside
+    another transaction (a test's), that one's snapshot is used."""
+    from django.db import transaction
+
+    repeatable = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with transaction.atomic():
+        if repeatable:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield

@@ -7,7 +7,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
-from catalog.models import Track
+from catalog.models import LicenseClass, Track
+from consent.audit.figures import percent
 from consent.models import (
     ArtistDefault,
     BulkJob,
@@ -22,8 +23,8 @@ from consent.models import (
 )
 from consent.partners.acknowledgements import overdue_track_condition
 from consent.partners.feed import eligible_bits_sql, permitted
-from consent.policy import Policy
-from consent.uses import USE_ORDER
+from consent.policy import PUBLIC_RULE_WORDS, Policy, policy_changes
+from consent.uses import USE_ORDER, USES
 
 ACK_OVERDUE = "overdue"
 
@@ -206,3 +207,65 @@ def policy_history() -> list[tuple[PolicyVersion, dict[tuple[str, str], str]]]:
     ):
         rules.setdefault(version_id, {})[(license_class, use)] = rule
     return [(version, rules.get(version.pk, {})) for version in versions]
+
+
+def policy_versions_described() -> list[dict]:
+    """Every policy version, newest first, each with its rules and what it
+    changed from the one before, in the public's words (``changes``; the
+    first version has ``first`` set)."""
+    history = policy_history()
+    versions = []
+    for index, (version, rules) in enumerate(history):
+        earlier = history[index + 1][1] if index + 1 < len(history) else None
+        changes = [
+            f"{USES[change.use].name}, "
+            f"{LicenseClass(change.license_class).label.lower()} "
+            f"music: {PUBLIC_RULE_WORDS[change.old]} before, "
+            f"{PUBLIC_RULE_WORDS[change.new]} from then on"
+            for change in (policy_changes(earlier, rules) if earlier else [])
+        ]
+        versions.append(
+            {
+                "version": version,
+                "rules": rules,
+                "changes": changes,
+                "first": earlier is None,
+            }
+        )
+    return versions
+
+
+def policy_run_progress() -> dict | None:
+    """The newest policy version still being applied to the catalogue, with
+    how far it has got (tracks by id), or ``None`` when every version is."""
+    version = (
+        PolicyVersion.objects.filter(applied_at__isnull=True)
+        .order_by("-number")
+        .first()
+    )
+    if version is None:
+        return None
+    last = Track.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    done = min(version.applied_through_track_id, last)
+    return {
+        "version": version,
+        "done": done,
+        "total": last,
+        "percent": percent(done, last) if last else 100,
+    }
+
+
+def policy_table(rules: dict[tuple[str, str], str]) -> list[dict]:
+    """Per use, its name, description and the rule of each licence class in
+    the public's words (``LicenseClass`` order)."""
+    return [
+        {
+            "use": USES[use].name,
+            "description": USES[use].description,
+            "rules": [
+                PUBLIC_RULE_WORDS[rules[(value, use)]]
+                for value, _ in LicenseClass.choices
+            ],
+        }
+        for use in USE_ORDER
+    ]

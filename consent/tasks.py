@@ -62,22 +62,22 @@ def run_bulk_change(job_id: int) -> None:
 
 
 @shared_task(name="consent.check_consent")
-def check_consent() -> None:
+def check_consent(triggered_by: str = "beat") -> None:
     """Beat, nightly: compare the stored consent rows with the rules and
     record a CheckRun. Repairs nothing (a difference made behind the
     services' back needs a person to see why); read-only, safe to run twice."""
     from consent.services import consent_check
 
-    consent_check(triggered_by="beat")
+    consent_check(triggered_by=triggered_by)
 
 
 @shared_task(name="consent.verify_ledger")
-def verify_ledger() -> None:
+def verify_ledger(triggered_by: str = "beat") -> None:
     """Beat, nightly: walk every track's hash chain and record a CheckRun;
     read-only, safe to run twice."""
     from consent.services import ledger_check
 
-    ledger_check(triggered_by="beat")
+    ledger_check(triggered_by=triggered_by)
 
 
 @shared_task(name="consent.resume_bulk_jobs")
@@ -145,11 +145,11 @@ def sweep_propagation() -> None:
 
 
 @shared_task(name="consent.reconcile_consumers")
-def reconcile_consumers() -> None:
+def reconcile_consumers(triggered_by: str = "beat") -> None:
     """Beat, nightly: re-queue every track a consumer is behind on."""
     from consent.propagation import consumers_reconcile
 
-    consumers_reconcile(triggered_by="beat")
+    consumers_reconcile(triggered_by=triggered_by)
 
 
 @shared_task(name="consent.purge_delivery_attempts")
@@ -199,10 +199,20 @@ def tag_audio(track_ids: list[int]) -> None:
 
 
 @shared_task(name="consent.check_signals")
-def check_signals() -> None:
+def check_signals(triggered_by: str = "beat") -> None:
     """Beat, nightly: render every public signal of every track in process,
     compare each with the stored eligibility and the ledger, and record a
     CheckRun. Read-only, safe to run twice."""
     from consent.signals.drift import signals_check
 
-    signals_check(triggered_by="beat")
+    signals_check(triggered_by=triggered_by)
+
+
+@shared_task(name="consent.refresh_audit_figures")
+def refresh_audit_figures(triggered_by: str = "beat") -> None:
+    """Beat, every few minutes: recompute the transparency pages' figures
+    from one snapshot of the database; safe to run twice (the second waits
+    for nothing and returns)."""
+    from consent.audit import audit_figures_refresh
+
+    audit_figures_refresh(triggered_by=triggered_by)

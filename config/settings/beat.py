@@ -60,6 +60,11 @@ def beat_schedule(*, sweep_seconds: float, digest_minutes: int) -> dict:
             "task": "consent.purge_idempotency_records",
             "schedule": 60 * 60.0,
         },
+        # The transparency pages' figures, precomputed (consent.audit).
+        "refresh-audit-figures": {
+            "task": "consent.refresh_audit_figures",
+            "schedule": 300.0,
+        },
         "fold-partner-lookups": {"task": "consent.fold_lookups", "schedule": 30.0},
         "prune-partner-data": {
             "task": "consent.prune_partner_data",

@@ -2,7 +2,7 @@
 
 from consent.views.bulk import bulk_change, bulk_status
 from consent.views.downloads import track_download
-from consent.views.staff import audit, policy_edit
+from consent.views.staff import policy_edit
 from consent.views.tracks import (
     consent_settings,
     consent_switch,
@@ -15,7 +15,6 @@ from consent.views.tracks import (
 )
 
 __all__ = [
-    "audit",
     "bulk_change",
     "bulk_status",
     "consent_settings",

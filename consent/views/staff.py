@@ -1,4 +1,4 @@
-"""Staff pages: the audit view and the policy editor."""
+"""Staff pages: the policy editor (the audit is ``consent.views.audit``)."""
 
 import hashlib
 
@@ -8,16 +8,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from accounts.services import GROUP_AUDITORS
 from catalog.models import LicenseClass
 from consent import services
 from consent.forms import (
     PolicyForm,
 )
 from consent.models import Rule
-from consent.policy import RULE_WORDS, policy_current
-from consent.selectors import check_runs_latest
-from consent.uses import USE_ORDER, USES
+from consent.policy import policy_current
+from consent.uses import USES
 from consent.views.common import staff_page
 
 # --- Staff -------------------------------------------------------------------------
@@ -25,32 +23,6 @@ from consent.views.common import staff_page
 
 def _is_policy_admin(user) -> bool:
     return user.is_superuser or user.groups.filter(name="policy-admins").exists()
-
-
-@staff_page
-def audit(request: HttpRequest) -> HttpResponse:
-    policy = policy_current()
-    return render(
-        request,
-        "consent/audit.html",
-        {
-            "policy_rows": [
-                {
-                    "use": USES[use],
-                    "rules": [
-                        (cls_name, RULE_WORDS[policy.rule(cls, use)])
-                        for cls, cls_name in LicenseClass.choices
-                    ],
-                }
-                for use in USE_ORDER
-            ],
-            "policy": policy,
-            "checks": check_runs_latest(),
-            "can_edit_policy": _is_policy_admin(request.user),
-            "can_see_consumers": _is_policy_admin(request.user)
-            or request.user.groups.filter(name=GROUP_AUDITORS).exists(),
-        },
-    )
 
 
 @staff_page

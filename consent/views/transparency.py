@@ -1,5 +1,5 @@
-"""Public, no sign-in: the policy in words and its history, the ledger's
-signed anchors and the site's key."""
+"""Public, no sign-in: the transparency figures, the policy in words and
+its history, the ledger's signed anchors and the site's key."""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -7,11 +7,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from catalog.models import LicenseClass
+from consent import audit
 from consent.anchors import SCHEMA, anchor_public
-from consent.policy import PUBLIC_RULE_WORDS, policy_changes
-from consent.selectors import anchors_published, policy_history
+from consent.policy import policy_current
+from consent.selectors import (
+    anchors_published,
+    policy_table,
+    policy_versions_described,
+)
 from consent.signing import public_jwk
-from consent.uses import USE_ORDER, USES
 
 ANCHORS_PAGE = 100
 ABOUT_ANCHORS = (
@@ -58,41 +62,39 @@ def signing_keys(request: HttpRequest) -> JsonResponse:
 def policy_page(request: HttpRequest) -> HttpResponse:
     """The platform's policy: per licence class and use, when a track may be
     used for AI, in words; and every version, with why and what it changed."""
-    history = policy_history()
-    classes = [(value, label) for value, label in LicenseClass.choices]
-
-    def words(rules: dict, license_class: str, use: str) -> str:
-        return PUBLIC_RULE_WORDS[rules[(license_class, use)]]
-
-    current_version, current_rules = history[0]
-    table = [
-        {
-            "use": USES[use].name,
-            "description": USES[use].description,
-            "rules": [words(current_rules, value, use) for value, _ in classes],
-        }
-        for use in USE_ORDER
-    ]
-    versions = []
-    for index, (version, rules) in enumerate(history):
-        earlier = history[index + 1][1] if index + 1 < len(history) else None
-        changes = [
-            f"{USES[change.use].name}, "
-            f"{LicenseClass(change.license_class).label.lower()} "
-            f"music: {PUBLIC_RULE_WORDS[change.old]} before, "
-            f"{PUBLIC_RULE_WORDS[change.new]} from then on"
-            for change in (policy_changes(earlier, rules) if earlier else [])
-        ]
-        versions.append(
-            {"version": version, "changes": changes, "first": earlier is None}
-        )
+    versions = policy_versions_described()
     return render(
         request,
         "consent/policy_public.html",
         {
-            "current": current_version,
-            "classes": [label for _, label in classes],
-            "table": table,
+            "current": versions[0]["version"],
+            "classes": [label for _, label in LicenseClass.choices],
+            "table": policy_table(versions[0]["rules"]),
             "versions": versions,
+        },
+    )
+
+
+@require_GET
+def transparency_page(request: HttpRequest) -> HttpResponse:
+    """The audit's aggregate figures for anyone: side by side, the parity
+    finding, the policy and its history; no artist or track, and any count
+    under the threshold shown as "fewer than 10"."""
+    snapshot, figures = audit.audit_figures_current()
+    versions = policy_versions_described()
+    policy = policy_current()
+    return render(
+        request,
+        "consent/transparency.html",
+        {
+            "snapshot": snapshot,
+            "tables": audit.side_by_side(figures, public=True),
+            "parity": audit.parity(policy, figures, public=True),
+            "classes": [label for _, label in LicenseClass.choices],
+            "class_pairs": audit.figures.CLASSES,
+            "current": versions[0]["version"],
+            "table": policy_table(versions[0]["rules"]),
+            "versions": versions,
+            "threshold": audit.PUBLIC_THRESHOLD,
         },
     )
