@@ -31,6 +31,7 @@ ARTISTS = Figure(
 @dataclass(frozen=True)
 class Cell:
     license_class: str
+    class_name: str
     count: int
     percent: int | None  # of the class's tracks; None when not shown
     words: str  # the count as the page prints it
@@ -57,11 +58,13 @@ class Parity:
 
 
 def _cell(license_class: str, count: int, tracks: int, *, share: bool, public: bool):
+    class_name = dict(CLASSES)[license_class]
     hidden = public and (count < PUBLIC_THRESHOLD or tracks < PUBLIC_THRESHOLD)
     if hidden:
-        return Cell(license_class, count, None, FEWER, shown=False)
+        return Cell(license_class, class_name, count, None, FEWER, shown=False)
     return Cell(
         license_class,
+        class_name,
         count,
         percent(count, tracks) if share else None,
         f"{count:,}",
@@ -174,6 +177,11 @@ class PlatformRow:
     use: UseInfo
     receives: bool
     cells: list[PlatformCell]
+
+    @property
+    def named_cells(self) -> list[tuple[PlatformCell, str]]:
+        names = dict(CLASSES)
+        return [(cell, names[cell.license_class]) for cell in self.cells]
 
 
 def platform_ai(figures: dict) -> tuple[dict | None, list[PlatformRow]]:
