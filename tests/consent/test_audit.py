@@ -55,7 +55,8 @@ def catalogue(make_track):
     tracks_a = [make_track(artist=a, title=f"Song of A {n}") for n in range(5)]
     tracks_b = [make_track(artist=b, title=f"Song of B {n}") for n in range(3)]
     tracks_c = [make_track(artist=c, title=f"Song of C {n}") for n in range(2)]
-    label = [make_track(artist=lab, signed=True, title=f"Signed {n}") for n in range(4)]
+    for n in range(4):
+        make_track(artist=lab, signed=True, title=f"Signed {n}")
     _set(tracks_a[0], GENAI, "granted")
     _set(tracks_a[1], GENAI, "denied")
     _set(tracks_b[0], GENAI, "granted")
@@ -150,7 +151,7 @@ def test_the_figures_equal_a_python_reading_of_the_rows(make_track):
             apply_to_existing=False,
             actor=artist,
         )
-    for n in range(30):
+    for _ in range(30):
         track = make_track(artist=rng.choice(artists), signed=rng.random() < 0.3)
         for use in USE_ORDER:
             state = rng.choice(["granted", "denied", "default", "default"])

@@ -7,6 +7,7 @@ from accounts.models import User
 from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS, user_ensure_verified
 from catalog.demo import catalog_bulk_generate, demo_isrc, demo_rows
 from catalog.models import LicenseClass, Track
+from consent.audit import audit_figures_refresh
 from consent.demo import trackconsent_bulk_load
 from consent.models import ApiKey, Consumer, Decision, Partner, Source
 from consent.partners import (
@@ -17,7 +18,6 @@ from consent.partners import (
     partner_create,
 )
 from consent.propagation import ConsumerError, consumer_create, consumer_move
-from consent.audit import audit_figures_refresh
 from consent.services import catalog_import, consent_set
 from consent.uses import Use
 
