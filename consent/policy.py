@@ -204,3 +204,47 @@ def policy_changes(
         )
         if (license_class, use) in old and old[(license_class, use)] != rule
     ]
+
+
+# Every page's footer says ``policy_promise``: cached, and dropped when a
+# version is published (``policy_publish``); the timeout bounds a process's
+# own memory cache, which another process's publish cannot reach.
+PROMISE_CACHE_KEY = "policy-promise:v1"
+PROMISE_CACHE_SECONDS = 60
+
+
+def policy_promise(policy: Policy) -> str:
+    """What the policy promises an artist about silence, in one sentence
+    true under any rules: the uses (and classes) that need a no to stay out,
+    and that nothing else is used without a yes (opt-in needs one; a
+    prohibited use is never made, yes or no)."""
+    classes = list(LicenseClass.choices)
+    opt_out = []
+    for use in USE_ORDER:
+        named = [
+            str(label).lower()
+            for value, label in classes
+            if policy.rule(value, use) == Rule.OPT_OUT
+        ]
+        if not named:
+            continue
+        name = USES[use].name[:1].lower() + USES[use].name[1:]  # keeps "AI"
+        scope = "" if len(named) == len(classes) else f" of {' and '.join(named)} music"
+        opt_out.append(f"{name}{scope}")
+    if not opt_out:
+        return "Nothing you upload is used for AI unless you say yes."
+    listed = (
+        opt_out[0]
+        if len(opt_out) == 1
+        else f"{', '.join(opt_out[:-1])} and {opt_out[-1]}"
+    )
+    allowed = "is" if len(opt_out) == 1 else "are"
+    everything = len(opt_out) == len(USE_ORDER) and all(
+        "music" not in item for item in opt_out
+    )
+    if everything:
+        return "Every use of your music for AI is allowed unless you say no."
+    return (
+        f"{listed[:1].upper()}{listed[1:]} {allowed} allowed unless you say no; "
+        "nothing else is used for AI unless you say yes."
+    )

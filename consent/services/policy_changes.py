@@ -4,6 +4,7 @@ the background (resumable), and tell the affected artists once."""
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.template.loader import render_to_string
@@ -22,7 +23,7 @@ from consent.models import (
     Source,
     TrackConsent,
 )
-from consent.policy import eligible_sql, policy_current
+from consent.policy import PROMISE_CACHE_KEY, eligible_sql, policy_current
 from consent.services.eligibility import eligibility_refresh
 from consent.services.writes import ConsentError
 from consent.tasks import apply_policy as apply_policy_task
@@ -100,6 +101,8 @@ def policy_publish(
             ]
         )
         ring_after_commit(apply_policy_task, version.pk)
+        # The footer's promise follows the rules from the commit on.
+        transaction.on_commit(lambda: cache.delete(PROMISE_CACHE_KEY))
     return version
 
 

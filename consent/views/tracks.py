@@ -26,7 +26,7 @@ from consent.forms import (
 )
 from consent.models import Source
 from consent.partners import partner_activity_for_track
-from consent.policy import Policy, policy_current
+from consent.policy import Policy, policy_current, policy_promise
 from consent.propagation.status import propagation_status_for
 from consent.propagation_html import (
     propagation_url,
@@ -342,7 +342,7 @@ def track_upload(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request,
                 f"Uploaded {count} track{'s' if count != 1 else ''}. "
-                "Nothing is used for AI until you say yes.",
+                + policy_promise(policy_current()),
             )
             if count == 1:
                 return redirect(created[0])

@@ -1,0 +1,93 @@
+"""Sentences that depend on the policy (issue 15): the promise about silence
+on the home page, the footer, the track list (its lead and its empty state)
+and the upload message is derived from the rules in force, so it is true
+under opt-in, opt-out and prohibited alike, and follows a new version."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog.models import LicenseClass
+from consent.models import Rule
+from consent.policy import policy_current
+from consent.services import policy_publish
+from consent.uses import USE_ORDER
+from tests.catalog.helpers import flac_bytes
+from tests.consent.helpers import MINING
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NOTHING = "Nothing you upload is used for AI unless you say yes."
+MINING_OUT = (
+    "Data mining of independent music is allowed unless you say no; nothing "
+    "else is used for AI unless you say yes."
+)
+EXPECTED = {Rule.OPT_IN: NOTHING, Rule.OPT_OUT: MINING_OUT, Rule.PROHIBITED: NOTHING}
+FALSE_UNDER_OPT_OUT = (
+    "Nothing is used unless you say yes",
+    "Until you say yes, the answer is no",
+    "which are No until you change them",
+    "Nothing is used for AI until you say yes",
+)
+
+
+def _publish(rules):
+    if rules != policy_current().rules:
+        policy_publish(rules=rules, actor=UserFactory(), reason="A test of the words")
+
+
+@pytest.mark.parametrize("rule", [Rule.OPT_IN, Rule.OPT_OUT, Rule.PROHIBITED])
+def test_every_promise_follows_the_rule(client, make_track, rule):
+    _publish({**policy_current().rules, (LicenseClass.INDEPENDENT, MINING): rule})
+    home = client.get("/").content.decode()  # a visitor's
+    artist = UserFactory()
+    client.force_login(artist)
+
+    empty_list = client.get("/tracks/").content.decode()
+    track = make_track(artist=artist)
+    listed = client.get("/tracks/").content.decode()
+    detail = client.get(track.get_absolute_url()).content.decode()
+
+    sentence = EXPECTED[rule].replace("'", "&#x27;")
+    for name, page in {"empty list": empty_list, "home": home}.items():
+        assert sentence in page, name
+    # the list says it in its lead and in the footer
+    assert listed.count(sentence) == 2
+    assert sentence in detail  # the footer
+    for page in (empty_list, home, listed, detail):
+        for wrong in FALSE_UNDER_OPT_OUT:
+            assert wrong not in page
+
+
+def test_every_use_opt_out_says_so(client):
+    _publish(
+        {(cls, use): Rule.OPT_OUT for cls in LicenseClass.values for use in USE_ORDER}
+    )
+    page = client.get("/").content.decode()
+    assert "Every use of your music for AI is allowed unless you say no." in page
+
+
+def test_the_footer_follows_a_new_version_at_once(
+    client, django_capture_on_commit_callbacks
+):
+    assert NOTHING in client.get("/").content.decode()  # cached from here on
+    with django_capture_on_commit_callbacks(execute=True):
+        _publish(
+            {**policy_current().rules, (LicenseClass.INDEPENDENT, MINING): "opt_out"}
+        )
+    assert MINING_OUT in client.get("/").content.decode()
+
+
+@pytest.mark.parametrize("rule", [Rule.OPT_IN, Rule.OPT_OUT])
+def test_the_upload_message_follows_the_rule(client, rule):
+    _publish({**policy_current().rules, (LicenseClass.INDEPENDENT, MINING): rule})
+    client.force_login(UserFactory())
+    response = client.post(
+        "/tracks/upload/",
+        {"files": SimpleUploadedFile("song.flac", flac_bytes(seconds=3))},
+        follow=True,
+    )
+
+    text = " ".join(str(m) for m in response.context["messages"])
+    assert "Uploaded 1 track." in text
+    assert EXPECTED[rule] in text
