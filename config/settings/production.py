@@ -16,6 +16,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DATABASES = {"default": database_from_url(env.str("DATABASE_URL"))}
 CACHES = {"default": cache_from_url(env.str("CACHE_URL"))}
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
+# Absolute links in e-mails, receipts and the public signals: the address the
+# site is served on (no HOST/PORT guess behind a proxy).
+REFRAIN_SITE_URL = env.str("REFRAIN_SITE_URL")
 
 REFRAIN_STAFF_MFA_REQUIRED = env.bool("REFRAIN_STAFF_MFA_REQUIRED", default=True)
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"

@@ -15,6 +15,7 @@ REQUIRED = (
     "ALLOWED_HOSTS",
     "CACHE_URL",
     "CELERY_BROKER_URL",
+    "REFRAIN_SITE_URL",
 )
 
 
@@ -36,6 +37,7 @@ def _production_env(**overrides: str) -> dict[str, str]:
         # neither is connected to by `check` or by importing the WSGI app
         CACHE_URL="redis://127.0.0.1:6379/15",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/15",
+        REFRAIN_SITE_URL="https://refrain.example",
     )
     env.update(overrides)
     return env
