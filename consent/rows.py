@@ -25,6 +25,7 @@ from consent.policy import (
     answer_is_yes,
     is_locked,
     locked_reason,
+    policy_promise,
 )
 from consent.propagation.status import propagation_status_for
 from consent.propagation_html import STATUS_SLOT, rows_with_status
@@ -361,6 +362,9 @@ class ListPage:
     is_first: bool
     # The page's tracks in row order: (id, consent version, public id).
     tracks: list[tuple[int, int, str]]
+    # The policy's promise about silence (``policy_promise``), for the page's
+    # words: the key holds the rules, so a cached page's is current.
+    promise: str = ""
     cached: bool = False
 
     @property
@@ -394,8 +398,8 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
             cursor,
         )
     )
-    # v2: pages hold their tracks and a status slot per row.
-    key = "tracklist:v2:" + hashlib.sha256(raw_key.encode()).hexdigest()
+    # v3: pages hold their tracks, a status slot per row and the promise.
+    key = "tracklist:v3:" + hashlib.sha256(raw_key.encode()).hexdigest()
     # Which tracks have an overdue acknowledgement moves with the clock and
     # with the partners' acknowledgements, which the key does not hold: that
     # filter's pages are built every time.
@@ -451,4 +455,5 @@ def _list_page_build(
         previous_cursor=page.previous_cursor,
         is_first=page.is_first,
         tracks=[(t.pk, t.consent_version, t.public_id) for t in page.tracks],
+        promise=policy_promise(policy),
     )

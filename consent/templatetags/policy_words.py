@@ -17,9 +17,12 @@ register = template.Library()
 
 @register.simple_tag(takes_context=True)
 def policy_promise_words(context) -> str:
-    """The sentence for the policy the page was rendered with (a view's
-    ``policy``), else the current one: cached (every page's footer says it),
-    dropped when a new version is published."""
+    """The sentence a view gave (``policy_promise``), or for the policy the
+    page was rendered with (a view's ``policy``), else the current one:
+    cached (every page's footer says it), dropped when a version is
+    published."""
+    if context.get("policy_promise"):  # a view that has it already
+        return context["policy_promise"]
     policy = context.get("policy")
     if isinstance(policy, Policy):
         return policy_promise(policy)

@@ -153,6 +153,13 @@ def drill_down(request: HttpRequest) -> HttpResponse:
     rows = audit.drill_down_rows(
         figure, after=data["after"] or 0, limit=audit.search.PAGE + 1, **where
     )
+    snapshot = audit.audit_snapshot_latest()
+    counted = None
+    if snapshot is not None:
+        cell = snapshot.figures.get("side_by_side", {}).get(
+            f"{data['license_class']}:{data['use']}", {}
+        )
+        counted = cell.get(figure.key)
     more = len(rows) > audit.search.PAGE
     rows = rows[: audit.search.PAGE]
     query = request.GET.copy()
@@ -169,6 +176,8 @@ def drill_down(request: HttpRequest) -> HttpResponse:
                 (row, audit.answer_words(row.decision, row.default)) for row in rows
             ],
             "next_after": rows[-1].track.pk if more and rows else None,
+            "counted": counted,
+            "snapshot": snapshot,
             "query": query.urlencode(),
         },
     )

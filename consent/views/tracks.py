@@ -79,6 +79,7 @@ def track_list(request: HttpRequest) -> HttpResponse:
             "is_filtered": filters.is_filtered or consent_filters.is_filtered,
             "page": page,
             "rows_html": page.rows_html,
+            "policy_promise": page.promise,
             "total": page.total,
             "sort_labels": SORT_LABELS,
             "uses": [USES[use] for use in USE_ORDER],

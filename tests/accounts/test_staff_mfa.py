@@ -6,6 +6,19 @@ from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.urls import reverse
 
 STAFF_PAGES = ["/audit/", "/admin/"]
+
+
+@pytest.fixture
+def staff_user(staff_user):
+    """Staff in the auditors group: the audit is theirs (and policy admins')."""
+    from django.contrib.auth.models import Group
+
+    from accounts.services import GROUP_AUDITORS
+
+    staff_user.groups.add(Group.objects.get_or_create(name=GROUP_AUDITORS)[0])
+    return staff_user
+
+
 MFA_NEEDED = "Staff pages need two-factor authentication."
 
 

@@ -77,7 +77,10 @@ def test_a_real_wav_is_stored_under_a_random_name(client, user, media_root):
     assert kept_counts() == {(user.pk, "independent"): 1}
     # and the artist is told, on the track's page
     page = client.get(response["Location"])
-    assert "Uploaded 1 track. Nothing you upload is used for AI unless you say yes." in page.text
+    assert (
+        "Uploaded 1 track. Nothing you upload is used for AI unless you say yes."
+        in page.text
+    )
     assert "<h1>night drive</h1>" in page.text
     assert "0:01" in page.text
 
@@ -151,7 +154,10 @@ def test_several_files_at_once(client, user, media_root):
     assert len(media_files(media_root)) == 2
     assert kept_counts() == {(user.pk, "independent"): 2}
     page = client.get("/tracks/")
-    assert "Uploaded 2 tracks. Nothing you upload is used for AI unless you say yes." in page.text
+    assert (
+        "Uploaded 2 tracks. Nothing you upload is used for AI unless you say yes."
+        in page.text
+    )
 
 
 def test_the_owner_downloads_the_original_as_an_attachment(client, user, media_root):
