@@ -16,7 +16,8 @@ STYLES = {
     "independent": {"dash": "", "marker": "circle"},
     "label": {"dash": "6 4", "marker": "square"},
 }
-WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP, PAD_RIGHT = 640, 200, 56, 28, 12, 120
+WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP, PAD_RIGHT = 640, 200, 56, 28, 12, 160
+LABEL_GAP = 16  # the least distance between two lines' end labels
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,12 @@ def chart(
                 **STYLES.get(s.license_class, STYLES["independent"]),
             }
         )
+    # End labels never overlap: from the bottom up, each at least LABEL_GAP
+    # above the one below it (the dates stay clear under the plot).
+    placed = float("inf")
+    for line in sorted(lines, key=lambda line: -line["last"][1]):
+        line["label_y"] = min(line["last"][1], placed - LABEL_GAP)
+        placed = line["label_y"]
     ticks = [{"value": top * step // 4, "y": y(top * step // 4)} for step in range(5)]
     labels = [
         {"x": x(at), "text": day.strftime("%-d %b")}
