@@ -170,6 +170,19 @@ def locked_reason(license_class: str, use: str) -> str:
     return f"The platform does not allow {name} of independent tracks"
 
 
+def locked_next_step(license_class: str) -> str:
+    """What an artist can do about a locked use, in words."""
+    if license_class == LicenseClass.LABEL:
+        return (
+            "Your label's licence covers AI use of this track, so the answer is "
+            "your label's: ask them if you want it to change."
+        )
+    return (
+        "This rule is the same for every independent track on the platform; "
+        "the published policy says why and lists every change to it."
+    )
+
+
 def all_uses_locked_reason(license_class: str) -> str:
     """The reason shown once on a track whose every use is prohibited."""
     if license_class == LicenseClass.LABEL:

@@ -44,9 +44,14 @@ class ConsentCell:
     locked: bool
     reason: str
     next_state: str
-    label: str  # accessible name: use and track title
-    text: str
+    label: str  # the use and the track title
+    text: str  # the answer in words, as every control says it
     css: str
+    default_yes: bool = False  # what "My default" means for this use now
+
+    @property
+    def default_text(self) -> str:
+        return f"My default: {'Yes' if self.default_yes else 'No'}"
 
 
 def consent_cell(
@@ -65,12 +70,13 @@ def consent_cell(
     says_yes = answer_is_yes(rule, decision, default)
     locked = is_locked(rule)
     state = decision or "default"
+    default_yes = answer_is_yes(rule, "", default)
     if locked:
         text, css = "Not allowed", "locked"
     elif decision:
         text, css = ("Yes" if says_yes else "No"), ("yes" if says_yes else "no")
     else:
-        text = f"{'Yes' if says_yes else 'No'} (default)"
+        text = f"My default: {'Yes' if says_yes else 'No'}"
         css = "default-yes" if says_yes else "default-no"
     return ConsentCell(
         cell_id=f"c-{public_id}-{use}",
@@ -85,6 +91,7 @@ def consent_cell(
         label=f"{info.name} for “{title}”",
         text=text,
         css=css,
+        default_yes=default_yes,
     )
 
 
@@ -211,21 +218,28 @@ _LOCKED_CELL = (
     'role="img" aria-label="{label}: not allowed. {reason}" title="{reason}">'
     '{icon} <span aria-hidden="true">{text}</span></span>{status}</td>'
 )
+# Three answers, the track page's words: Yes, No, My default (and what it
+# means now). The group's name says the use, the track and the answer in
+# force; each button says whether it is that answer (aria-pressed). An
+# explicit answer and a default one look different (solid and outlined).
+# Each button has an id, so HTMX keeps the focus on it across the swap.
 _SWITCH_CELL = (
-    '<td id="{cell_id}" class="switch-cell"><button type="submit" '
-    f'id="s-{{public_id}}-{{use}}" form="{SWITCH_FORM_ID}" name="set" '
-    'value="{value}" hx-post="{switch_url}" hx-target="#{cell_id}" '
-    'hx-swap="outerHTML" role="switch" aria-checked="{checked}" '
-    'aria-label="{label}" class="switch switch-{css}">'
-    '<span class="switch-knob" aria-hidden="true"></span>'
-    '<span class="switch-text">{text}</span></button>{eligible}{status}</td>'
+    '<td id="{cell_id}" class="switch-cell"><div class="answers answers-{css}" '
+    'role="group" aria-label="{label}: {text}" hx-target="#{cell_id}" '
+    'hx-swap="outerHTML">{buttons}</div>{eligible}{status}</td>'
+)
+_ANSWER = (
+    '<button type="submit" id="s-{public_id}-{use}-{state}" '
+    f'form="{SWITCH_FORM_ID}" name="set" '
+    'value="{value}" hx-post="{switch_url}" aria-pressed="{pressed}" '
+    'class="answer answer-{state}">{text}</button>'
 )
 _STATUS = (
     '<span class="visually-hidden" role="status">{label} is now '
     "{text}{eligible}. Saved.</span>"
 )
 _ROW = (
-    '<tr><td class="select-col"><input type="checkbox" name="tracks" '
+    '<tr id="r-{public_id}"><td class="select-col"><input type="checkbox" name="tracks" '
     'value="{public_id}" form="bulk-form" id="sel-{public_id}" '
     'aria-label="Select “{title}”"></td>'
     '<th scope="row" class="track-cell"><a href="{url}">{title}</a>'
@@ -275,17 +289,34 @@ def cell_html(
             text=cell.text,
             status=status,
         )
+    pressed = cell.state
+    buttons = format_html_join(
+        "",
+        _ANSWER,
+        (
+            {
+                "public_id": public_id,
+                "use": cell.use,
+                "state": state,
+                "value": switch_value(public_id, cell.use, state),
+                "switch_url": switch_url,
+                "pressed": "true" if state == pressed else "false",
+                "text": text,
+            }
+            for state, text in (
+                (Decision.GRANTED.value, "Yes"),
+                (Decision.DENIED.value, "No"),
+                ("default", cell.default_text),
+            )
+        ),
+    )
     return format_html(
         _SWITCH_CELL,
         cell_id=cell.cell_id,
-        public_id=public_id,
-        use=cell.use,
-        value=switch_value(public_id, cell.use, cell.next_state),
-        switch_url=switch_url,
-        checked="true" if cell.says_yes else "false",
         label=cell.label,
         css=cell.css,
         text=cell.text,
+        buttons=buttons,
         eligible=_ELIGIBLE_MARK if cell.eligible else "",
         status=status,
     )

@@ -26,7 +26,12 @@ from consent.forms import (
 )
 from consent.models import Source
 from consent.partners import partner_activity_for_track
-from consent.policy import Policy, policy_current, policy_promise
+from consent.policy import (
+    Policy,
+    locked_next_step,
+    policy_current,
+    policy_promise,
+)
 from consent.propagation.status import propagation_status_for
 from consent.propagation_html import (
     propagation_url,
@@ -130,6 +135,8 @@ def track_detail(request: HttpRequest, public_id: str) -> HttpResponse:
         {
             "track": track,
             "explanations": explanations,
+            "all_locked": all(item.cell.locked for item in explanations),
+            "next_step": locked_next_step(track.license_class),
             "history": history,
             "receipts": receipts_for_track(track=track)[:20],
             "partner_activity": partner_activity_for_track(track),
@@ -177,6 +184,8 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
         public_id,
         *choice,
         fallback=partial(reverse, "tracks:detail", kwargs={"public_id": public_id}),
+        anchor=f"use-{choice[0]}",
+        anchor_on=reverse("tracks:detail", kwargs={"public_id": public_id}),
     )
 
 
@@ -190,7 +199,11 @@ def consent_switch(request: HttpRequest) -> HttpResponse:
     if choice is None:
         return _not_understood(request, safe_next(request, reverse("tracks:list")))
     return _switch(
-        request, public_id, *choice, fallback=partial(reverse, "tracks:list")
+        request,
+        public_id,
+        *choice,
+        fallback=partial(reverse, "tracks:list"),
+        anchor=f"r-{public_id}",
     )
 
 
@@ -209,13 +222,16 @@ def _switch(
     state: str,
     *,
     fallback: Callable[[], str],
+    anchor: str = "",
+    anchor_on: str = "",
 ) -> HttpResponse:
     """One switch, from the list or the track page: the busiest write, so
     the service finds and locks the artist's track in the same statement
     (another artist's track is a 404 as everywhere) and the HTMX answer is
     the control's HTML, formatted in Python. ``fallback`` gives the page a
     plain form post returns to without a ``next`` (an HTMX switch never
-    reverses it)."""
+    reverses it), at ``anchor`` (the row or the use it came from; only on
+    the page ``anchor_on`` when given)."""
     try:
         result = services.consent_set(
             owner=request.user,
@@ -232,7 +248,7 @@ def _switch(
         if request.htmx:
             return HttpResponse(str(error), status=409, content_type=PLAIN_TEXT)
         messages.error(request, str(error))
-        return redirect(safe_next(request, fallback()))
+        return redirect(_at(safe_next(request, fallback()), anchor, anchor_on))
     track = result.track
     if request.htmx:
         cell = consent_cell(
@@ -262,7 +278,15 @@ def _switch(
         messages.success(
             request, f"{USES[use].name} for “{track.title}” is now {word}. Saved."
         )
-    return redirect(safe_next(request, fallback()))
+    return redirect(_at(safe_next(request, fallback()), anchor, anchor_on))
+
+
+def _at(url: str, anchor: str, anchor_on: str = "") -> str:
+    """``url`` scrolled to ``anchor`` (a fragment already there is kept; with
+    ``anchor_on``, only when ``url`` is that page)."""
+    if not anchor or "#" in url or (anchor_on and url.split("?")[0] != anchor_on):
+        return url
+    return f"{url}#{anchor}"
 
 
 @login_required

@@ -73,7 +73,14 @@ def _switch_name(use: str, title: str) -> str:
 
 
 def _switch(page: Page, use: str, title: str) -> Locator:
-    return page.get_by_role("switch", name=_switch_name(use, title), exact=True)
+    """A use's three answers for one track (a group named by the use, the
+    track and the answer in force)."""
+    name = re.compile(f"^{re.escape(_switch_name(use, title))}: ")
+    return page.get_by_role("group", name=name)
+
+
+def _answer(page: Page, use: str, title: str, words: str) -> Locator:
+    return _switch(page, use, title).get_by_role("button", name=words, exact=True)
 
 
 def _status(page: Page) -> Locator:
@@ -120,24 +127,31 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
     # when the indie artist signs in
     _sign_in(page, live_server.url, INDIE, screenshot=artifacts_dir / "sign-in.png")
 
-    # then every track shows one switch per use, each named by use and title
+    # then every track shows the same three answers per use as its page,
+    # each group named by use, title and the answer in force (their default)
     genai = _switch(page, Use.GENAI_TRAINING, title)
     expect(genai).to_have_count(1)
     for use in USES:
-        expect(_switch(page, use, title)).to_have_attribute("aria-checked", "false")
-    expect(genai).to_contain_text("No")
-    before = genai.inner_text()
+        expect(_answer(page, use, title, "My default: No")).to_have_attribute(
+            "aria-pressed", "true"
+        )
     page.screenshot(path=artifacts_dir / "consent-list.png", full_page=True)
 
-    # when they switch generative AI training on, by keyboard
+    # when they say yes to generative AI training, by keyboard
     page.evaluate("window.__sameDocument = true")
-    genai.focus()
+    _answer(page, Use.GENAI_TRAINING, title, "Yes").focus()
     page.keyboard.press("Space")
 
-    # then the switch says yes, in its state and its words, without a reload
-    expect(genai).to_have_attribute("aria-checked", "true")
-    expect(genai).not_to_have_text(before)
-    expect(genai).to_contain_text("Yes")
+    # then the control says yes, in its state and its name, without a reload
+    yes = _answer(page, Use.GENAI_TRAINING, title, "Yes")
+    expect(yes).to_have_attribute("aria-pressed", "true")
+    expect(yes).to_be_focused()
+    expect(
+        _answer(page, Use.GENAI_TRAINING, title, "My default: No")
+    ).to_have_attribute("aria-pressed", "false")
+    expect(genai).to_have_accessible_name(
+        f"{_switch_name(Use.GENAI_TRAINING, title)}: Yes"
+    )
     assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
     page.screenshot(path=artifacts_dir / "consent-list-switched.png")
     # and a screen reader is told
@@ -152,10 +166,9 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
         == "granted"
     )
 
-    # when they reload, the switch still says yes
+    # when they reload, the control still says yes
     page.reload()
-    expect(genai).to_have_attribute("aria-checked", "true")
-    expect(genai).to_contain_text("Yes")
+    expect(yes).to_have_attribute("aria-pressed", "true")
     assert page.evaluate("window.__sameDocument") is None
 
     # and on a small phone the list fits without sideways scrolling
@@ -180,7 +193,11 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
     name = USES[use].name
     answer = page.get_by_role("group", name=f"Your answer: {name}")
     save = page.get_by_role("button", name=f"Save your answer for {name}")
-    for choice, words in (("Yes", "Yes"), ("No", "No"), ("My default", "your default")):
+    for choice, words in (
+        ("Yes", "Yes"),
+        ("No", "No"),
+        ("My default: No", "your default"),
+    ):
         if choice == "No":
             # arrow keys move the choice within the group, Tab reaches Save
             answer.get_by_label("Yes", exact=True).focus()
@@ -258,8 +275,8 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
     expect(_status(page)).to_contain_text(
         f"{USES[Use.AI_TRAINING].name} set to Yes: 37 tracks changed, 3 already set."
     )
-    expect(_switch(page, Use.AI_TRAINING, title)).to_have_attribute(
-        "aria-checked", "true"
+    expect(_answer(page, Use.AI_TRAINING, title, "Yes")).to_have_attribute(
+        "aria-pressed", "true"
     )
     page.screenshot(path=artifacts_dir / "consent-bulk-done.png", full_page=True)
 
@@ -318,11 +335,8 @@ def test_label_signed_artist_sees_locked_controls_with_the_reason(
     # and none of its uses can be switched
     for use in USES:
         name = _switch_name(use, label_track.title)
-        expect(page.get_by_role("switch", name=name, disabled=False)).to_have_count(0)
-        locked = page.get_by_role("img", name=name).or_(
-            page.get_by_role("switch", name=name, disabled=True)
-        )
-        expect(locked.first).to_contain_text("Not allowed")
+        expect(_switch(page, use, label_track.title)).to_have_count(0)
+        expect(page.get_by_role("img", name=name).first).to_contain_text("Not allowed")
     page.screenshot(path=artifacts_dir / "consent-signed.png", full_page=True)
 
     # and on a small phone too, without sideways scrolling
@@ -347,7 +361,7 @@ def test_label_signed_artist_sees_locked_controls_with_the_reason(
 
     # and their own independent tracks keep working switches
     page.goto(f"{live_server.url}/tracks/?license=independent")
-    expect(_switch(page, Use.DATA_MINING, own_track.title)).to_be_enabled()
+    expect(_answer(page, Use.DATA_MINING, own_track.title, "Yes")).to_be_enabled()
 
 
 @pytest.fixture

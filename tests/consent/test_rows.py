@@ -61,14 +61,19 @@ def test_a_switch_escapes_the_title_in_its_name_and_its_announcement():
     html = cell_html(_cell(), public_id="T1", switch_url=switch_url(), announce=True)
 
     assert isinstance(html, SafeString)
+    answer = (
+        '<button type="submit" id="s-T1-genai-training-{state}" form="switch-form" '
+        'name="set" value="T1|genai-training|{state}" hx-post="/tracks/switch/" '
+        'aria-pressed="{pressed}" class="answer answer-{state}">{text}</button>'
+    )
     assert html == (
-        '<td id="c-T1-genai-training" class="switch-cell"><button type="submit" '
-        'id="s-T1-genai-training" form="switch-form" name="set" '
-        'value="T1|genai-training|denied" hx-post="/tracks/switch/" '
-        'hx-target="#c-T1-genai-training" hx-swap="outerHTML" role="switch" '
-        f'aria-checked="true" aria-label="Generative AI training for “{ESCAPED}”" '
-        'class="switch switch-yes"><span class="switch-knob" aria-hidden="true">'
-        '</span><span class="switch-text">Yes</span></button>'
+        '<td id="c-T1-genai-training" class="switch-cell"><div class="answers '
+        'answers-yes" role="group" aria-label="Generative AI training for '
+        f'“{ESCAPED}”: Yes" hx-target="#c-T1-genai-training" hx-swap="outerHTML">'
+        + answer.format(state="granted", pressed="true", text="Yes")
+        + answer.format(state="denied", pressed="false", text="No")
+        + answer.format(state="default", pressed="false", text="My default: No")
+        + "</div>"
         '<span class="eligible-mark">Eligible</span>'
         '<span class="visually-hidden" role="status">Generative AI training for '
         f"“{ESCAPED}” is now Yes, eligible. Saved.</span></td>"

@@ -52,11 +52,13 @@ LIST_QUERIES = 7
 CACHED_LIST_QUERIES = 4
 
 _SELECT = re.compile(r'id="sel-([A-Za-z0-9_-]+)"')
+# Each unlocked control: its group's name (the use and the track) and the
+# answer in force, as the name says it.
 _SWITCH = re.compile(
-    r'<button type="submit" id="s-[^"]+" form="switch-form" name="set" '
-    r'value="[^|"]+\|[^|"]+\|(\w+)" [^>]*?role="switch" '
-    r'aria-checked="(true|false)" aria-label="([^"]+)"'
+    r'<div class="answers answers-[a-z-]+" role="group" '
+    r'aria-label="([^"]+?): (Yes|No|My default: Yes|My default: No)"'
 )
+
 _HISTORY_VERSION = re.compile(r'<td class="mono" title="SHA-256 [0-9a-f]{64}">#(\d+) ')
 
 
@@ -106,17 +108,28 @@ def test_each_row_has_four_switches_with_accessible_names(
     assert response.status_code == 200
     switches = _SWITCH.findall(response.text)
     assert switches == [
-        ("granted", "false", "Generative AI training for “Night Drive”"),
-        ("denied", "true", "Other AI training for “Night Drive”"),
-        ("granted", "false", "Input to AI features for “Night Drive”"),
-        ("granted", "false", "Data mining for “Night Drive”"),
+        ("Generative AI training for “Night Drive”", "My default: No"),
+        ("Other AI training for “Night Drive”", "Yes"),
+        ("Input to AI features for “Night Drive”", "My default: No"),
+        ("Data mining for “Night Drive”", "My default: No"),
     ]
     cell = f'<td id="c-{track.public_id}-{TRAINING}" class="switch-cell">'
     assert cell in response.text
     assert f'hx-target="#c-{track.public_id}-{TRAINING}"' in response.text
-    # the granted use says so and is marked eligible; the others are on default
-    assert response.text.count('<span class="switch-text">Yes</span>') == 1
-    assert response.text.count('<span class="switch-text">No (default)</span>') == 3
+    # the same three answers as the track page; the one in force is pressed
+    assert response.text.count('class="answer answer-granted">Yes</button>') == 4
+    assert response.text.count('class="answer answer-denied">No</button>') == 4
+    assert response.text.count('class="answer answer-default">My default: No<') == 4
+    pressed = re.findall(
+        r'aria-pressed="true" class="answer answer-(\w+)"', response.text
+    )
+    assert pressed == ["default", "granted", "default", "default"]
+    assert (
+        'aria-pressed="true"'
+        in response.text.split(f'id="s-{track.public_id}-{TRAINING}-granted"')[1].split(
+            ">"
+        )[0]
+    )
     assert response.text.count('<span class="eligible-mark">Eligible</span>') == 1
 
 
@@ -153,7 +166,9 @@ def test_a_list_switch_without_javascript_saves_and_redirects_back(
     )
 
     assert response.status_code == 302
-    assert response["Location"] == f"{LIST}?sort=title"
+    # back to the row it came from
+    assert response["Location"] == f"{LIST}?sort=title#r-{track.public_id}"
+    assert f'<tr id="r-{track.public_id}">' in signed_in.get(LIST).text
     assert consent_of(track, GENAI) == ("granted", True)
 
 
@@ -169,7 +184,7 @@ def test_a_list_switch_with_htmx_returns_the_cell(signed_in, artist, make_track)
     assert response.status_code == 200
     assert response.text.startswith(f'<td id="c-{track.public_id}-{GENAI}"')
     assert _SWITCH.findall(response.text) == [
-        ("denied", "true", "Generative AI training for “Night Drive”")
+        ("Generative AI training for “Night Drive”", "Yes")
     ]
 
 
@@ -214,7 +229,7 @@ def test_an_htmx_switch_returns_the_cell_and_saves(signed_in, artist, make_track
     assert text.startswith(f'<td id="c-{track.public_id}-{GENAI}" class="switch-cell">')
     assert text.rstrip().endswith("</td>")
     assert _SWITCH.findall(text) == [
-        ("denied", "true", "Generative AI training for “Night Drive”")
+        ("Generative AI training for “Night Drive”", "Yes")
     ]
     assert (
         '<span class="visually-hidden" role="status">Generative AI training for '
@@ -258,7 +273,7 @@ def test_an_off_site_next_is_ignored(signed_in, artist, make_track, next_url):
     )
 
     assert response.status_code == 302
-    assert response["Location"] == f"/tracks/{track.public_id}/"
+    assert response["Location"] == f"/tracks/{track.public_id}/#use-{TRAINING}"
     assert consent_of(track, TRAINING) == ("granted", True)
 
 
@@ -477,10 +492,9 @@ def test_an_htmx_switch_answers_with_the_title_escaped(signed_in, artist, make_t
     assert "<img" not in response.text
     assert _SWITCH.findall(response.text) == [
         (
-            "denied",
-            "true",
             "Generative AI training for “&lt;img src=x "
             "onerror=&quot;alert(1)&quot;&gt;”",
+            "Yes",
         )
     ]
 
@@ -510,7 +524,7 @@ def test_htmx_errors_are_plain_text(signed_in, artist, make_track):
 def test_a_cached_list_is_never_served_after_a_change(signed_in, artist, make_track):
     # given a list page that is cached
     track = make_track(artist=artist, title="Night Drive")
-    assert _SWITCH.findall(signed_in.get(LIST).text)[0][1] == "false"
+    assert _SWITCH.findall(signed_in.get(LIST).text)[0][1] == "My default: No"
 
     # when a switch changes, a default changes, or the policy changes
     signed_in.post("/tracks/switch/", {"set": f"{track.public_id}|{GENAI}|granted"})
@@ -519,8 +533,8 @@ def test_a_cached_list_is_never_served_after_a_change(signed_in, artist, make_tr
     after_default = signed_in.get(LIST).text
 
     # then every read shows the new state
-    assert after_switch[0][1] == "true"
-    assert "Yes (default)" in after_default
+    assert after_switch[0][1] == "Yes"
+    assert "Data mining for “Night Drive”: My default: Yes" in after_default
 
 
 @pytest.mark.parametrize("count", [10, 200])
