@@ -239,8 +239,8 @@ _STATUS = (
     "{text}{eligible}. Saved.</span>"
 )
 _ROW = (
-    '<tr id="r-{public_id}"><td class="select-col"><input type="checkbox" name="tracks" '
-    'value="{public_id}" form="bulk-form" id="sel-{public_id}" '
+    '<tr id="r-{public_id}"><td class="select-col"><input type="checkbox" '
+    'name="tracks" value="{public_id}" form="bulk-form" id="sel-{public_id}" '
     'aria-label="Select “{title}”"></td>'
     '<th scope="row" class="track-cell"><a href="{url}">{title}</a>'
     '<span class="track-meta"><span class="mono">{isrc}</span> · '

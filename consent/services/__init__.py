@@ -32,6 +32,7 @@ from consent.services.bulk import (
     bulk_job_give_up,
     bulk_job_run,
     bulk_jobs_resume,
+    bulk_scope_count,
     consent_bulk_set_chunk,
 )
 from consent.services.checks import (
@@ -102,6 +103,7 @@ __all__ = [
     "bulk_job_give_up",
     "bulk_job_run",
     "bulk_jobs_resume",
+    "bulk_scope_count",
     "catalog_import",
     "consent_check",
     "consent_bulk_set_chunk",

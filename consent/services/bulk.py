@@ -154,6 +154,12 @@ def _bulk_queryset(job: BulkJob):
     return queryset
 
 
+def bulk_scope_count(*, artist: User, filters: dict) -> int:
+    """How many of the artist's tracks a bulk change of every track that
+    matches ``filters`` would consider (what its confirmation states)."""
+    return _bulk_queryset(BulkJob(artist=artist, filters=filters)).order_by().count()
+
+
 def bulk_change_start(
     *,
     artist: User,

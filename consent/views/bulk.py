@@ -34,6 +34,26 @@ def bulk_change(request: HttpRequest) -> HttpResponse:
                 messages.error(request, f"{name}: {' '.join(errors)}")
         return redirect(back)
     data = form.cleaned_data
+    if data["scope"] == "all" and request.POST.get("confirmed") != "yes":
+        # Every track that matches: say how many and what, and ask first.
+        return render(
+            request,
+            "consent/bulk_confirm.html",
+            {
+                "count": services.bulk_scope_count(
+                    artist=request.user, filters=form.filters()
+                ),
+                "use_name": USES[data["use"]].name,
+                "state_words": STATE_WORDS[data["state"]],
+                "fields": [
+                    (name, value)
+                    for name in request.POST
+                    if name not in ("csrfmiddlewaretoken", "confirmed", "tracks")
+                    for value in request.POST.getlist(name)
+                ],
+                "back": back,
+            },
+        )
     try:
         job = services.bulk_change_start(
             artist=request.user,

@@ -270,6 +270,9 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
     bulk.get_by_label("Set to").select_option(label="Yes")
     bulk.get_by_label("All 40 tracks").check()
     bulk.get_by_role("button", name="Apply change").click()
+    # (every track that matches: asked first, with the count)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Change 40 tracks?")
+    page.get_by_role("button", name="Change 40 tracks").click()
 
     # then they are told how many changed (3 demo tracks had said yes already)
     expect(_status(page)).to_contain_text(
@@ -291,6 +294,9 @@ def test_artist_answers_per_track_sets_defaults_and_changes_many(
     bulk.get_by_label("Set to").select_option(label="No")
     bulk.get_by_label("All 40 tracks").check()
     bulk.get_by_role("button", name="Apply change").click()
+    # (every track that matches: asked first, with the count)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Change 40 tracks?")
+    page.get_by_role("button", name="Change 40 tracks").click()
     expect(page).to_have_url(re.compile(r"/tracks/bulk/[0-9a-f-]{36}/"))
     progress = page.get_by_role("progressbar")
     expect(progress).to_be_visible()

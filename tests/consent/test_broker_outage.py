@@ -130,7 +130,13 @@ def test_with_the_broker_down_writes_answer_as_committed_and_sweeps_converge(
         background, took_background = _timed(
             lambda: web.post(
                 "/tracks/bulk/",
-                {"use": TRAINING, "state": "denied", "scope": "all", "next": "/"},
+                {
+                    "use": TRAINING,
+                    "state": "denied",
+                    "scope": "all",
+                    "confirmed": "yes",
+                    "next": "/",
+                },
             )
         )
         published, took_publish = _timed(

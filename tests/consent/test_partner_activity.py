@@ -534,7 +534,13 @@ def test_a_bulk_change_of_all_that_match_keeps_the_filter(signed_in, owing):
     # when the artist sets "Data mining" to Yes on all that match
     response = signed_in.post(
         "/tracks/bulk/",
-        {"use": MINING, "state": "granted", "scope": "all", "f_ack": "overdue"},
+        {
+            "use": MINING,
+            "state": "granted",
+            "scope": "all",
+            "confirmed": "yes",
+            "f_ack": "overdue",
+        },
     )
 
     # then only the overdue track changed

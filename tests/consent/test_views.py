@@ -31,6 +31,7 @@ from consent.services import (
     trackconsent_create_missing,
 )
 from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
+from tests.dbstate import database_state
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -588,6 +589,7 @@ def test_bulk_change_of_all_that_match(signed_in, artist, filtered):
             "use": TRAINING,
             "state": "granted",
             "scope": "all",
+            "confirmed": "yes",
             "f_use": TRAINING,
             "f_state": "default",
             "next": f"{LIST}?use=ai-training&state=default",
@@ -639,6 +641,7 @@ def test_a_large_bulk_change_shows_progress_until_done(
                 "use": MINING,
                 "state": "granted",
                 "scope": "all",
+                "confirmed": "yes",
                 "f_use": MINING,
                 "f_state": "default",
                 "next": back,
@@ -1110,3 +1113,34 @@ def test_a_policy_without_a_reason_is_refused(client, policy_admin):
     assert response.status_code == 200
     assert "This field is required." in response.text
     assert PolicyVersion.objects.count() == 1
+
+
+def test_changing_every_track_that_matches_asks_first(signed_in, artist, filtered):
+    data = {
+        "use": TRAINING,
+        "state": "granted",
+        "scope": "all",
+        "f_use": TRAINING,
+        "f_state": "default",
+        "next": f"{LIST}?use=ai-training&state=default",
+    }
+    before = database_state()
+
+    # when the artist asks to change every track that matches
+    response = signed_in.post("/tracks/bulk/", data)
+
+    # then they are asked, with the count and what would change, and nothing
+    # has changed yet
+    assert response.status_code == 200
+    page = response.text
+    assert "<h1>Change 2 tracks?</h1>" in page
+    assert "Nothing has changed yet." in page
+    assert '<input type="hidden" name="confirmed" value="yes">' in page
+    assert '<input type="hidden" name="f_state" value="default">' in page
+    assert f'href="{LIST}?use=ai-training&amp;state=default">Cancel</a>' in page
+    assert database_state() == before
+
+    # when they confirm, the change is made
+    confirmed = signed_in.post("/tracks/bulk/", {**data, "confirmed": "yes"})
+    assert confirmed.status_code == 302
+    assert consent_of(filtered["silent"], TRAINING) == ("granted", True)
