@@ -3,7 +3,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from catalog.audio import AudioInfo, inspect_audio
-from catalog.models import LicenseClass
+from catalog.isrc import normalise_isrc
+from catalog.models import LicenseClass, Track
 from catalog.selectors import (
     DEFAULT_SORT,
     SORT_LABELS,
@@ -97,3 +98,42 @@ class TrackUploadForm(forms.Form):
         if errors:
             raise ValidationError(errors)
         return checked
+
+
+class TrackEditForm(forms.Form):
+    """A track's title and ISRC, as its artist corrects them. A
+    label-licensed track's ISRC is the label catalogue's: shown, not edited."""
+
+    title = forms.CharField(label="Title", max_length=300, strip=True)
+    isrc = forms.CharField(
+        label="ISRC",
+        required=False,
+        max_length=20,
+        strip=True,
+        help_text="12 characters, like US-RC1-76-07839. Leave it empty if the "
+        "recording has none.",
+    )
+
+    def __init__(self, *args, track, **kwargs):
+        self.track = track
+        kwargs.setdefault("initial", {"title": track.title, "isrc": track.isrc_display})
+        super().__init__(*args, **kwargs)
+        if track.license_class == LicenseClass.LABEL:
+            self.fields["isrc"].disabled = True
+            self.fields[
+                "isrc"
+            ].help_text = "Set by your label's catalogue: ask your label to correct it."
+
+    def clean_isrc(self) -> str | None:
+        if self.fields["isrc"].disabled:
+            return self.track.isrc
+        value = self.cleaned_data["isrc"]
+        if not value:
+            return None
+        isrc = normalise_isrc(value)
+        if Track.objects.filter(isrc=isrc).exclude(pk=self.track.pk).exists():
+            raise ValidationError(
+                "Another track on the platform already has this ISRC. Check it "
+                "against your distributor's records."
+            )
+        return isrc

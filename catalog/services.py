@@ -201,6 +201,24 @@ def track_create(
     return track
 
 
+@transaction.atomic
+def track_update(*, track: Track, title: str, isrc: str | None) -> bool:
+    """Correct a track's title and ISRC (already checked by
+    ``TrackEditForm``); returns whether anything changed. Moves the track's
+    ``updated_at``, so every cached list page that shows it is rebuilt."""
+    locked = Track.objects.select_for_update().get(pk=track.pk)
+    title = title.strip()
+    if (locked.title, locked.isrc) == (title, isrc):
+        return False
+    locked.title, locked.isrc = title, isrc
+    locked.updated_at = timezone.now()
+    locked.full_clean(exclude=["audio_file"])
+    locked.save(update_fields=["title", "isrc", "updated_at"])
+    catalog_changed(artist_ids=[locked.artist_id])
+    track.title, track.isrc, track.updated_at = title, isrc, locked.updated_at
+    return True
+
+
 def tracks_upload(
     *, artist: User, uploads: list[tuple[UploadedFile, AudioInfo]]
 ) -> list[Track]:
