@@ -37,7 +37,7 @@ run: install
 	@echo "    admin@example.com    superuser, policy-admins"
 	@echo "  E-mails are written to var/mail/. Press Ctrl-C to stop."
 	@echo ""
-	$(BIN)/honcho start -f Procfile
+	$(BIN)/python -m config.procfile Procfile
 
 lint: install-dev
 	$(BIN)/ruff check .

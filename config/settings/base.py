@@ -23,6 +23,9 @@ LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The site's English in place of allauth's Title Case ("Sign in", not "Sign
+# In"): locale/en/LC_MESSAGES/django.po, compiled to django.mo beside it.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -124,10 +124,10 @@ def _sign_in(page: Page, base_url: str, email: str, *, code: str = "") -> None:
     page.get_by_label(EMAIL_LABEL).fill(email)
     page.get_by_label(PASSWORD_LABEL).fill(TEST_PASSWORD)
     # exact: "Sign in with a passkey" is a button too
-    page.get_by_role("button", name="Sign In", exact=True).click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     if code:
         page.get_by_label(CODE_LABEL).fill(code)
-        page.get_by_role("button", name="Sign In", exact=True).click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(f"{base_url}/tracks/")
 
 

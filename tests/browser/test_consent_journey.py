@@ -58,12 +58,12 @@ def _sign_in(
     if screenshot:
         page.screenshot(path=screenshot, full_page=True)
     # exact: "Sign in with a passkey" is a button too
-    page.get_by_role("button", name="Sign In", exact=True).click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     if code:
         page.get_by_label(CODE_LABEL).fill(code)
         if screenshot:
             page.screenshot(path=screenshot.with_stem(f"{screenshot.stem}-code"))
-        page.get_by_role("button", name="Sign In", exact=True).click()
+        page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(f"{base_url}/tracks/")
 
 

@@ -38,7 +38,7 @@ def _sign_in(page: Page, base_url: str, email: str) -> None:
     page.goto(f"{base_url}/accounts/login/")
     page.get_by_label(EMAIL_LABEL).fill(email)
     page.get_by_label(PASSWORD_LABEL).fill(TEST_PASSWORD)
-    page.get_by_role("button", name="Sign In", exact=True).click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def _visit(page: Page, url: str, heading: str | re.Pattern) -> None:
@@ -93,7 +93,7 @@ def test_mfa_and_account_pages_work_under_the_policy(page, live_server, artifact
     page.get_by_label(PASSWORD_LABEL).fill(TEST_PASSWORD)
     page.get_by_role("button", name="Confirm", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(
-        "Activate Authenticator App"
+        "Activate authenticator app"
     )
     # then the QR code (a data: image the policy allows) is drawn
     qr = page.locator("img[src^='data:image/svg+xml']")
@@ -132,7 +132,7 @@ def test_staff_pages_work_under_the_policy(page, live_server, monkeypatch):
     # when they sign in with both factors and open the admin
     _sign_in(page, live_server.url, staff.email)
     page.get_by_label(CODE_LABEL).fill(code)
-    page.get_by_role("button", name="Sign In", exact=True).click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(f"{live_server.url}/tracks/")
     _visit(page, f"{live_server.url}/admin/", "Site administration")
 
