@@ -23,18 +23,28 @@ def track_download(request: HttpRequest, public_id: str) -> HttpResponse:
 
     When the worker has not written that copy yet (a change a moment ago),
     the answer says so (202, with ``Retry-After``) and the worker is rung:
-    the request never writes tags and never waits for them.
+    the request never writes tags and never waits for them. The page then
+    asks again (HTMX) and gets only its box back, with the link once ready.
     """
     track = track_for_owner(owner=request.user, public_id=public_id)
     if not track.audio_file:
         raise Http404("This track has no audio file.")
     found = tagged_copy_open(track=track)
+    context = {"track": track, "failed": found.failed, "retry_seconds": RETRY_SECONDS}
+    if request.htmx:  # the pending page asking again: its box, never the file
+        if found.file is not None:
+            found.file.close()
+        return render(
+            request,
+            "consent/_download_state.html",
+            {**context, "ready": found.file is not None},
+        )
     if found.file is not None:
         return audio_download(track, found.file, tags.extension(track.audio_file.name))
     response = render(
         request,
         "consent/download_pending.html",
-        {"track": track, "failed": found.failed, "retry_seconds": RETRY_SECONDS},
+        context,
         status=500 if found.failed else 202,
     )
     if found.preparing:

@@ -153,6 +153,7 @@ def test_demo_artist_searches_opens_and_uploads_tracks(
     for link in page.locator("header nav a, header nav button").all():
         assert link.bounding_box()["height"] >= TAP_TARGET, link.inner_text()
     page.set_viewport_size({"width": 1280, "height": 720})
+    page.reload()  # on a wide screen the search is open
 
     # when they search for the word
     page.get_by_label(SEARCH_LABEL).fill(word)

@@ -129,8 +129,8 @@ def test_a_switched_row_says_pending_then_delivered_by_itself(
     # when the artist switches generative AI training on
     page.evaluate("window.__sameDocument = true")
     page.get_by_role(
-        "switch", name=f"{USES[Use.GENAI_TRAINING].name} for “Night Drive”"
-    ).click()
+        "group", name=f"{USES[Use.GENAI_TRAINING].name} for “Night Drive”: "
+    ).get_by_role("button", name="Yes", exact=True).click()
 
     # then the row says the change is pending, and keeps asking
     expect(status).to_contain_text("Pending")

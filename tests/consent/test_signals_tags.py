@@ -238,7 +238,7 @@ def test_without_a_copy_the_download_says_it_is_being_prepared_and_writes_nothin
     assert response.status_code == 202
     assert response["Retry-After"] == "3"
     assert "being prepared" in response.text
-    assert '<meta http-equiv="refresh" content="3">' in response.text
+    assert 'hx-trigger="every 3s"' in response.text  # asks again, no reload
     assert rung == [[track.pk]]
     assert _folder(track) == []
 

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from catalog.models import Track
-from consent.services import consent_set
+from consent.services import consent_set, tagged_copy_build
 from tests.consent.audio_helpers import audio_track
 from tests.consent.helpers import GENAI, MINING
 from tests.dbstate import database_state
@@ -166,3 +166,25 @@ def test_every_answer_downloads_as_csv(signed_in, artist, make_track):
     ]
     assert by_title["Label"][4:6] == ["Not allowed", "no"]
     assert Track.objects.get(pk=second.pk).license_class == "label"
+
+
+def test_the_pending_download_asks_again_and_then_offers_the_link(
+    signed_in, artist, settings, tmp_path
+):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.REFRAIN_TAGGED_AUDIO_DIR = str(tmp_path / "tagged")
+    track = audio_track("mp3", artist=artist)
+    url = f"/tracks/{track.public_id}/download/"
+
+    pending = signed_in.get(url)
+    asked = signed_in.get(url, HTTP_HX_REQUEST="true")
+    tagged_copy_build(track_id=track.pk)
+    ready = signed_in.get(url, HTTP_HX_REQUEST="true")
+
+    assert pending.status_code == 202
+    assert 'http-equiv="refresh"' not in pending.content.decode()  # no reload
+    assert 'hx-trigger="every 3s"' in asked.content.decode()
+    assert asked.content.decode().startswith('<div id="download-state"')
+    page = ready.content.decode()
+    assert "Your download is ready" in page and "hx-trigger" not in page
+    assert f'href="{url}" download' in page
