@@ -9,6 +9,7 @@ from consent.models import (
     PolicyRule,
     PolicyVersion,
     Receipt,
+    ReceiptEmailPreference,
     TrackConsent,
 )
 
@@ -90,8 +91,15 @@ class PolicyVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(Receipt)
 class ReceiptAdmin(ReadOnlyAdmin):
-    list_display = ["public_id", "artist", "created_at", "emailed_at"]
+    list_display = ["public_id", "artist", "created_at", "emailed_at", "email_skipped"]
     search_fields = ["public_id", "artist__email"]
+
+
+@admin.register(ReceiptEmailPreference)
+class ReceiptEmailPreferenceAdmin(ReadOnlyAdmin):
+    list_display = ["artist", "frequency", "updated_at"]
+    list_filter = ["frequency"]
+    search_fields = ["artist__email"]
 
 
 @admin.register(ArtistDefault)

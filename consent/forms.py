@@ -1,8 +1,9 @@
 from django import forms
+from django.conf import settings
 
 from catalog.forms import TrackFilterForm
 from catalog.models import LicenseClass
-from consent.models import Decision, Rule, State
+from consent.models import Decision, ReceiptEmails, Rule, State
 from consent.selectors import ACK_OVERDUE, ConsentFilters
 from consent.uses import USE_ORDER, USES
 
@@ -156,6 +157,47 @@ class DefaultsForm(forms.Form):
     def defaults(self) -> dict[str, str]:
         """Per use: ``granted``, ``denied``, or ``""`` for "not set"."""
         return {use: self.cleaned_data.get(use) or "" for use in USE_ORDER}
+
+
+def receipt_email_choices() -> list[tuple[str, str]]:
+    """The three choices in the artist's words (the daily hour from settings)."""
+    hour = settings.REFRAIN_RECEIPT_DAILY_HOUR
+    return [
+        (
+            ReceiptEmails.EACH,
+            "After each change: changes you make within a few minutes of each "
+            "other come in one e-mail",
+        ),
+        (
+            ReceiptEmails.DAILY,
+            f"Once a day: one e-mail soon after {hour:02d}:00 UTC with the day's "
+            "changes",
+        ),
+        (
+            ReceiptEmails.NONE,
+            "Never: no receipt e-mails (your receipts stay on your track pages)",
+        ),
+    ]
+
+
+class ReceiptEmailsForm(forms.Form):
+    receipt_emails = forms.ChoiceField(
+        label="E-mail me my receipts",
+        widget=forms.RadioSelect,
+        help_text="Every change you make to your consent gets a receipt, a "
+        "record you can keep. Whatever you choose here, each receipt stays "
+        "on its track's page to download, and you are still e-mailed when a "
+        "change of the platform's policy affects your tracks.",
+        error_messages={
+            "required": "Choose when to get your receipts by e-mail.",
+            "invalid_choice": "That is not one of these choices, so nothing "
+            "was changed. Choose after each change, once a day, or never.",
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["receipt_emails"].choices = receipt_email_choices()
 
 
 class PolicyForm(forms.Form):

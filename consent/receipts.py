@@ -17,6 +17,7 @@ COLLECTION_METHODS = {
     "policy": "Platform policy change",
     "import": "Catalogue import",
     "upload": "Upload",
+    "defaults": "Change of defaults on the Refrain settings page",
 }
 
 
@@ -29,11 +30,19 @@ def receipt_times(created_at) -> dict:
 
 
 def receipt_payload(
-    *, receipt: Receipt, entries: list[LedgerEntry], tracks: dict, method: str, policy
+    *,
+    receipt: Receipt,
+    entries: list[LedgerEntry],
+    tracks: dict,
+    method: str,
+    policy,
+    extra: dict | None = None,
 ) -> dict:
     """Build the receipt for these ledger rows (all of one artist).
 
-    ``tracks`` maps track ids to objects with ``public_id`` and ``isrc``.
+    ``tracks`` maps track ids to objects with ``public_id`` and ``isrc``;
+    ``extra`` adds members after the standard ones (a change of defaults
+    records the defaults it changed: ``defaults_receipt_extra``).
     """
     purposes: dict[tuple[str, str], dict] = {}
     for entry in entries:
@@ -64,7 +73,7 @@ def receipt_payload(
             }
         )
     site = settings.REFRAIN_SITE_URL.rstrip("/")
-    return {
+    payload = {
         "schema": SCHEMA,
         "version": KANTARA_VERSION,
         "consentReceiptID": str(receipt.public_id),
@@ -96,6 +105,33 @@ def receipt_payload(
             "hashes": [entry.entry_hash for entry in entries],
             "heads": chain_heads(entries=entries, tracks=tracks),
         },
+    }
+    return {**payload, **(extra or {})}
+
+
+def defaults_receipt_extra(
+    *,
+    previous: dict[str, str | None],
+    defaults: dict[str, str],
+    uses: list[str],
+    applied_to_existing: bool,
+) -> dict:
+    """The receipt member of a change of defaults: each use whose default
+    changed, from what (``None``: not set, which is No) to what, and whether
+    the tracks on default followed it (else they kept their answer)."""
+    return {
+        "defaults": {
+            "applied_to_existing": applied_to_existing,
+            "changes": [
+                {
+                    "use": use,
+                    "purpose": USES[use].description,
+                    "old": previous.get(use) or None,
+                    "new": defaults[use] or None,
+                }
+                for use in uses
+            ],
+        }
     }
 
 

@@ -18,6 +18,8 @@ from consent.models import (
     PolicyRule,
     PolicyVersion,
     Receipt,
+    ReceiptEmailPreference,
+    ReceiptEmails,
     State,
     TrackConsent,
 )
@@ -126,6 +128,16 @@ def defaults_for_artist(*, artist: User) -> dict[str, str | None]:
         ArtistDefault.objects.filter(artist=artist).values_list("use", "decision")
     )
     return {use: found.get(use) for use in USE_ORDER}
+
+
+def receipt_emails_for_artist(*, artist: User) -> str:
+    """How the artist's receipts are e-mailed (``each`` until they choose)."""
+    return (
+        ReceiptEmailPreference.objects.filter(artist=artist)
+        .values_list("frequency", flat=True)
+        .first()
+        or ReceiptEmails.EACH
+    )
 
 
 def ledger_for_track(*, track: Track) -> QuerySet[LedgerEntry]:

@@ -10,8 +10,9 @@ from celery import shared_task
 
 @shared_task(name="consent.send_pending_receipts")
 def send_pending_receipts() -> None:
-    """E-mail every receipt not sent yet (the doorbell, and a beat sweep);
-    a receipt already sent is never sent again."""
+    """Beat every 10 s (and the doorbell when bursts are off): e-mail each
+    artist whose receipts are due, as they chose (one e-mail per burst, a
+    daily one, or none); a receipt already done is never sent again."""
     from consent.services import receipts_send_pending
 
     receipts_send_pending()
@@ -19,10 +20,11 @@ def send_pending_receipts() -> None:
 
 @shared_task(name="consent.send_receipt_digests")
 def send_receipt_digests() -> None:
-    """Beat: one e-mail per artist with receipts not yet sent (digest mode)."""
-    from consent.services import receipts_email_digest
+    """The sweep above under its former name (the hourly digest of earlier
+    releases): kept for messages they queued. Idempotent."""
+    from consent.services import receipts_send_pending
 
-    receipts_email_digest()
+    receipts_send_pending()
 
 
 @shared_task(name="consent.apply_policy")

@@ -41,11 +41,12 @@ WAIT = 60.0  # seconds, for any one step (a worker starting, a drill converging)
 
 # What the drills shrink, in the workers' settings: retries in tenths of a
 # second instead of minutes, a lease that runs out soon after a kill, and the
-# local receiver allowed. Receipts go out in the digest: a worker that e-mails
-# a thousand receipts one by one between two kills would never reach the
-# deliveries, and receipts are not what the drills are about.
+# local receiver allowed. Receipts wait for the end of a burst (beat's
+# sweep, no doorbell per change): a worker that e-mails a thousand receipts
+# one by one between two kills would never reach the deliveries, and
+# receipts are not what the drills are about.
 DRILL_SETTINGS = {
-    "REFRAIN_RECEIPT_EMAILS": "digest",
+    "REFRAIN_RECEIPT_BURST_MINUTES": 3.0,
     "REFRAIN_DELIVERY_LEASE_SECONDS": 2.0,
     "REFRAIN_DELIVERY_RUN_SECONDS": 5.0,
     "REFRAIN_WEBHOOK_RETRY_SCHEDULE": [0.2, 0.4, 0.8, 1.6],

@@ -5,6 +5,7 @@ change values. Values come from the environment through ``config.env``.
 """
 
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, VAR_DIR, ensure_var_dirs, env
 from config.settings.beat import beat_schedule
@@ -335,10 +336,25 @@ REFRAIN_SIGNING_KEY = env.str("REFRAIN_SIGNING_KEY", default="")
 REFRAIN_BENCH_ENDPOINTS = env.bool("REFRAIN_BENCH_ENDPOINTS", default=False)
 
 # --- Consent ----------------------------------------------------------------
-# "immediate": one e-mail per receipt after commit; "digest": beat sends one
-# summary per artist every REFRAIN_RECEIPT_DIGEST_MINUTES.
-REFRAIN_RECEIPT_EMAILS = env.str("REFRAIN_RECEIPT_EMAILS", default="immediate")
-REFRAIN_RECEIPT_DIGEST_MINUTES = env.int("REFRAIN_RECEIPT_DIGEST_MINUTES", default=60)
+# Receipt e-mails follow each artist's choice (/settings/consent/). "each"
+# (the default): one e-mail per burst, sent once no receipt has come for
+# REFRAIN_RECEIPT_BURST_MINUTES or the oldest has waited
+# REFRAIN_RECEIPT_BURST_MAX_MINUTES; "daily": one e-mail after
+# REFRAIN_RECEIPT_DAILY_HOUR (UTC) with the receipts since the last one;
+# "none": no e-mail (the receipts stay downloadable). Beat's receipt sweep
+# sends them; with a burst of 0 a doorbell after each commit sends at once.
+REFRAIN_RECEIPT_BURST_MINUTES = env.float("REFRAIN_RECEIPT_BURST_MINUTES", default=3.0)
+REFRAIN_RECEIPT_BURST_MAX_MINUTES = env.float(
+    "REFRAIN_RECEIPT_BURST_MAX_MINUTES", default=15.0
+)
+REFRAIN_RECEIPT_DAILY_HOUR = env.int("REFRAIN_RECEIPT_DAILY_HOUR", default=6)
+if not 0 <= REFRAIN_RECEIPT_DAILY_HOUR <= 23:
+    raise ImproperlyConfigured("REFRAIN_RECEIPT_DAILY_HOUR must be 0 to 23 (UTC).")
+if not 0 <= REFRAIN_RECEIPT_BURST_MINUTES <= REFRAIN_RECEIPT_BURST_MAX_MINUTES:
+    raise ImproperlyConfigured(
+        "REFRAIN_RECEIPT_BURST_MINUTES must be at least 0 and at most "
+        "REFRAIN_RECEIPT_BURST_MAX_MINUTES."
+    )
 # One wake-up of the receipt sender per process per this many seconds at most.
 REFRAIN_RECEIPT_DOORBELL_SECONDS = env.float(
     "REFRAIN_RECEIPT_DOORBELL_SECONDS", default=1.0
@@ -443,10 +459,7 @@ REFRAIN_PROPAGATION_SWEEP_SECONDS = env.float(
     "REFRAIN_PROPAGATION_SWEEP_SECONDS", default=5.0
 )
 
-CELERY_BEAT_SCHEDULE = beat_schedule(
-    sweep_seconds=REFRAIN_PROPAGATION_SWEEP_SECONDS,
-    digest_minutes=REFRAIN_RECEIPT_DIGEST_MINUTES,
-)
+CELERY_BEAT_SCHEDULE = beat_schedule(sweep_seconds=REFRAIN_PROPAGATION_SWEEP_SECONDS)
 
 # The partner API (consent.partners). A key's rate limit is per minute; a
 # new key gets REFRAIN_API_KEY_RATE_LIMIT unless it is given its own. The

@@ -3,8 +3,9 @@
 from celery.schedules import crontab
 
 
-def beat_schedule(*, sweep_seconds: float, digest_minutes: int) -> dict:
-    """Every periodic task; the two intervals come from settings."""
+def beat_schedule(*, sweep_seconds: float) -> dict:
+    """Every periodic task; the propagation sweep's interval comes from
+    settings."""
     return {
         "sweep-propagation": {
             "task": "consent.sweep_propagation",
@@ -26,13 +27,11 @@ def beat_schedule(*, sweep_seconds: float, digest_minutes: int) -> dict:
             "task": "consent.resume_policy_runs",
             "schedule": 60.0,
         },
+        # Receipt e-mails: each artist's bursts once they are over, and the
+        # daily e-mails once their hour has passed (one sweep for both).
         "pending-receipts": {
             "task": "consent.send_pending_receipts",
             "schedule": 10.0,
-        },
-        "receipt-digests": {
-            "task": "consent.send_receipt_digests",
-            "schedule": digest_minutes * 60.0,
         },
         # Nightly consistency checks, each recorded as a CheckRun (UTC).
         "check-consent": {

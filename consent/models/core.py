@@ -286,7 +286,12 @@ class Receipt(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     payload = models.JSONField()
     tracks = models.ManyToManyField(Track, related_name="receipts")
+    # The outbox: empty until the sender is done with the receipt, then when
+    # it was, e-mailed or (``email_skipped``) settled without an e-mail
+    # because the artist chose none. A database default, so the PostgreSQL
+    # switch function's INSERT needs no change.
     emailed_at = models.DateTimeField(null=True, blank=True)
+    email_skipped = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [

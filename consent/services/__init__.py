@@ -10,7 +10,8 @@ A package by concern; callers import the public names from here:
 * ``eligibility``: re-evaluation when something other than a decision changes
   (new tracks, licence classes, the catalogue import);
 * ``policy_changes``: preview, publish and apply a policy version;
-* ``receipt_outbox``: receipts and their e-mails;
+* ``receipt_outbox``: receipts and their e-mails (one per burst of changes,
+  daily, or none, as the artist chose: ``receipt_preferences``);
 * ``checks``: ``consent_check``, the stored state against the rules, and
   ``ledger_check``, the hash chains; each run recorded as a ``CheckRun``;
 * ``anchors``: signed digests of every chain head, their e-mails and their
@@ -63,9 +64,10 @@ from consent.services.policy_changes import (
 from consent.services.receipt_outbox import (
     receipt_email_send,
     receipt_for_request,
-    receipts_email_digest,
+    receipts_burst_send,
     receipts_send_pending,
 )
+from consent.services.receipt_preferences import receipt_emails_set
 from consent.services.tagged_audio import (
     TaggedDownload,
     tagged_copies_build,
@@ -120,8 +122,9 @@ __all__ = [
     "policy_runs_resume",
     "policy_versions_unapplied",
     "receipt_email_send",
+    "receipt_emails_set",
     "receipt_for_request",
-    "receipts_email_digest",
+    "receipts_burst_send",
     "receipts_send_pending",
     "state_of",
     "TaggedDownload",

@@ -10,6 +10,7 @@ from accounts.models import User
 from catalog.models import Track
 from consent.models import ArtistDefault, Decision, Receipt, Source, TrackConsent
 from consent.policy import answer_is_yes, policy_current
+from consent.receipts import defaults_receipt_extra
 from consent.services.bulk import consent_bulk_set_chunk
 from consent.services.eligibility import eligibility_refresh
 from consent.services.receipt_outbox import receipt_for_request
@@ -18,6 +19,9 @@ from consent.uses import USE_ORDER
 
 # Tracks per statement (the whole change is still one transaction).
 CHUNK = 2000
+# The receipt's method: its ledger rows are ``web`` (the settings page), the
+# receipt says what the artist did there.
+DEFAULTS_METHOD = "defaults"
 
 
 @dataclass
@@ -88,9 +92,18 @@ def defaults_set(
             track_ids = sorted({track_id for track_id, _, _ in on_default})
             outcome.tracks_following = _follow(track_ids, **step)
         if outcome.tracks_kept or outcome.tracks_following:
-            # One receipt for every track this change of defaults touched.
+            # One receipt for every track this change of defaults touched,
+            # saying which defaults changed (its e-mail says so in words).
             outcome.receipt = receipt_for_request(
-                artist=artist, request_id=request_id, method=Source.WEB
+                artist=artist,
+                request_id=request_id,
+                method=DEFAULTS_METHOD,
+                extra=defaults_receipt_extra(
+                    previous=previous,
+                    defaults=defaults,
+                    uses=changed,
+                    applied_to_existing=apply_to_existing,
+                ),
             )
     return outcome
 

@@ -7,7 +7,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import User
@@ -15,7 +14,6 @@ from catalog.models import Track
 from config.doorbell import ring, ring_after_commit
 from consent.models import (
     ArtistDefault,
-    LedgerEntry,
     PolicyNotice,
     PolicyRule,
     PolicyVersion,
@@ -24,11 +22,11 @@ from consent.models import (
     TrackConsent,
 )
 from consent.policy import PROMISE_CACHE_KEY, eligible_sql, policy_current
+from consent.policy_mail import policy_change_body, policy_changes_by_artist
 from consent.services.eligibility import eligibility_refresh
 from consent.services.writes import ConsentError
 from consent.tasks import apply_policy as apply_policy_task
 from consent.uses import USE_ORDER
-from consent.uses import USES as USES_BY_SLUG
 
 
 def policy_preview(*, rules: dict[tuple[str, str], str]) -> dict[tuple[str, str], dict]:
@@ -182,50 +180,29 @@ def policy_apply(
 
 
 def policy_notify_artists(*, version_id: int) -> int:
-    """E-mail each artist whose tracks changed under this version one summary.
+    """E-mail each artist whose tracks changed under this version one summary:
+    per use, how many of their tracks became or stopped being eligible, named
+    (``consent.policy_mail``). Sent whatever the artist chose for receipt
+    e-mails: it is not a receipt of their own change.
 
-    Idempotent per artist through ``PolicyNotice`` rows.
+    Idempotent per artist through ``PolicyNotice`` rows (at most once each).
     """
     version = PolicyVersion.objects.get(pk=version_id)
-    counts = (
-        LedgerEntry.objects.filter(
-            source=Source.POLICY, request_id=f"policy-{version.number}"
-        )
-        .values("track__artist_id", "use", "new_eligible")
-        .order_by()
-    )
-    summary: dict[int, dict] = {}
-    for row in counts.iterator(chunk_size=5000):
-        per_artist = summary.setdefault(row["track__artist_id"], {})
-        key = (row["use"], row["new_eligible"])
-        per_artist[key] = per_artist.get(key, 0) + 1
     sent = 0
-    for artist_id, changes in sorted(summary.items()):
+    for artist_id, (changes, pairs) in sorted(
+        policy_changes_by_artist(version).items()
+    ):
         _, created = PolicyNotice.objects.get_or_create(
             version=version, artist_id=artist_id
         )
         if not created:
             continue
         artist = User.objects.get(pk=artist_id)
-        lines = [
-            {
-                "use": USES_BY_SLUG[use].name,
-                "count": count,
-                "eligible": eligible,
-            }
-            for (use, eligible), count in sorted(changes.items())
-        ]
         send_mail(
             subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}"
             "The platform's AI policy changed",
-            message=render_to_string(
-                "consent/email/policy_change.txt",
-                {
-                    "user": artist,
-                    "version": version,
-                    "lines": lines,
-                    "site": settings.REFRAIN_SITE_URL.rstrip("/"),
-                },
+            message=policy_change_body(
+                version=version, artist=artist, changes=changes, pairs=pairs
             ),
             from_email=None,
             recipient_list=[artist.email],

@@ -1,28 +1,40 @@
 """Receipts: the one written with each artist's change, and the outbox that
-e-mails them (the receipt row is the outbox: ``emailed_at`` empty means not
-yet sent; a doorbell wakes a worker after commit, a beat sweep finds what a
-lost doorbell missed)."""
+e-mails them.
 
-import json
+The receipt row is the outbox: ``emailed_at`` empty means not yet done. An
+artist's unsent receipts go out together, in one e-mail, as the artist chose
+(``ReceiptEmailPreference``): "each" (no row) once a burst is over (no new
+receipt for ``REFRAIN_RECEIPT_BURST_MINUTES``, or the oldest waited
+``REFRAIN_RECEIPT_BURST_MAX_MINUTES``), "daily" once
+``REFRAIN_RECEIPT_DAILY_HOUR`` (UTC) has passed since the oldest, "none"
+never (settled, ``email_skipped``). Beat's sweep sends what is due; with a
+burst of 0 a doorbell after each commit sends at once. What the e-mail says
+is ``consent.receipt_mail``.
+"""
+
+import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
-from django.template.loader import render_to_string
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from accounts.models import User
 from config.doorbell import ring, ring_at_most_every
 from consent.db import try_session_lock
-from consent.models import LedgerEntry, Receipt
+from consent.models import LedgerEntry, Receipt, ReceiptEmailPreference, ReceiptEmails
 from consent.policy import Policy, policy_current
+from consent.receipt_mail import receipt_message
 from consent.receipts import receipt_payload
 from consent.services.writes import LockedTrack
 from consent.tasks import send_pending_receipts as send_pending_receipts_task
+
+logger = logging.getLogger("refrain.receipts")
 
 
 def receipt_create(
@@ -33,10 +45,18 @@ def receipt_create(
     method: str,
     policy: Policy,
     now: datetime,
+    extra: dict | None = None,
 ) -> Receipt:
+    """Write the receipt of these ledger rows (all of one artist), inside the
+    change's transaction; ``extra`` adds members to its payload."""
     receipt = Receipt(public_id=uuid.uuid4(), artist_id=artist_id, created_at=now)
     receipt.payload = receipt_payload(
-        receipt=receipt, entries=entries, tracks=tracks, method=method, policy=policy
+        receipt=receipt,
+        entries=entries,
+        tracks=tracks,
+        method=method,
+        policy=policy,
+        extra=extra,
     )
     receipt.save()
     track_ids = sorted({entry.track_id for entry in entries})
@@ -53,9 +73,16 @@ def receipt_create(
             [through(receipt_id=receipt.pk, track_id=pk) for pk in track_ids],
             batch_size=5000,
         )
-    if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
+    if receipts_doorbell_wanted():
         transaction.on_commit(ring_receipts_doorbell)
     return receipt
+
+
+def receipts_doorbell_wanted() -> bool:
+    """Whether a commit that wrote a receipt wakes the sender: only when a
+    burst is over at once; otherwise nothing it wrote is due before one of
+    beat's sweeps, so a message per commit would find nothing to send."""
+    return settings.REFRAIN_RECEIPT_BURST_MINUTES <= 0
 
 
 def ring_receipts_doorbell() -> None:
@@ -75,33 +102,91 @@ def ring_receipts_doorbell() -> None:
 RECEIPTS_LOCK = 0x5EF4A1_0002
 
 
+@dataclass(frozen=True)
+class BurstCutoffs:
+    """When an artist's unsent receipts are due, as of one moment."""
+
+    quiet: datetime  # "each": no receipt since then, the burst is over
+    cap: datetime  # "each": the oldest waited since then, send anyway
+    daily: datetime  # "daily": the last daily sending time, at or before now
+
+
+def burst_cutoffs(now: datetime) -> BurstCutoffs:
+    daily = now.astimezone(UTC).replace(
+        hour=settings.REFRAIN_RECEIPT_DAILY_HOUR, minute=0, second=0, microsecond=0
+    )
+    if daily > now:
+        daily -= timedelta(days=1)
+    return BurstCutoffs(
+        quiet=now - timedelta(minutes=settings.REFRAIN_RECEIPT_BURST_MINUTES),
+        cap=now - timedelta(minutes=settings.REFRAIN_RECEIPT_BURST_MAX_MINUTES),
+        daily=daily,
+    )
+
+
+def burst_is_due(
+    frequency: str, *, oldest: datetime, newest: datetime, cutoffs: BurstCutoffs
+) -> bool:
+    """Whether an artist's unsent receipts (the oldest and newest of them)
+    are to be sent now: "each" once the burst is over (or has gone on too
+    long), "daily" once the daily time has passed since the oldest, "none"
+    always (settled without an e-mail)."""
+    if frequency == ReceiptEmails.NONE:
+        return True
+    if frequency == ReceiptEmails.DAILY:
+        return oldest < cutoffs.daily
+    return newest <= cutoffs.quiet or oldest <= cutoffs.cap
+
+
+def _due_artists(now: datetime, limit: int) -> list[int]:
+    """Artists with unsent receipts that are due, longest waiting first: the
+    condition of ``burst_is_due`` in one grouped query over the outbox."""
+    cutoffs = burst_cutoffs(now)
+    each = Q(frequency__isnull=True) | Q(frequency=ReceiptEmails.EACH)
+    due = (
+        Q(frequency=ReceiptEmails.NONE)
+        | Q(frequency=ReceiptEmails.DAILY, oldest__lt=cutoffs.daily)
+        | (each & (Q(newest__lte=cutoffs.quiet) | Q(oldest__lte=cutoffs.cap)))
+    )
+    return list(
+        Receipt.objects.filter(emailed_at__isnull=True)
+        .values("artist_id", frequency=F("artist__receipt_email_preference__frequency"))
+        .annotate(oldest=Min("created_at"), newest=Max("created_at"))
+        .filter(due)
+        .order_by("oldest")
+        .values_list("artist_id", flat=True)[:limit]
+    )
+
+
 def _send_until(deadline: float, limit: int) -> tuple[int, bool]:
-    """Send pending receipts, oldest first, until none is left or the
-    deadline passes; returns (sent, whether any may be left)."""
+    """Send the due bursts, longest waiting first, until none is left or the
+    deadline passes; returns (e-mails sent, whether any may be left)."""
+    now = timezone.now()
+    batch = _due_artists(now, limit)
     sent = 0
-    while True:
-        pending = Receipt.objects.filter(emailed_at__isnull=True).order_by("pk")
-        batch = list(pending.values_list("pk", flat=True)[:limit])
-        for receipt_id in batch:
-            sent += receipt_email_send(receipt_id=receipt_id)
-            if time.monotonic() >= deadline:
-                return sent, True
-        if len(batch) < limit:
-            return sent, False
+    for artist_id in batch:
+        try:
+            sent += receipts_burst_send(artist_id=artist_id, now=now)
+        except Exception:  # noqa: BLE001 - one artist's failure stops no other's
+            # Nothing was marked (it rolled back): the next sweep tries again.
+            logger.exception("could not e-mail the receipts of artist %s", artist_id)
+        if time.monotonic() >= deadline:
+            return sent, True
+    return sent, len(batch) == limit
 
 
 def receipts_send_pending(*, limit: int = 1000) -> int:
-    """E-mail every receipt not yet sent, one e-mail each (immediate mode).
+    """E-mail every artist whose receipts are due, one e-mail per artist for
+    all their unsent receipts (see ``burst_is_due``); returns the e-mails.
 
-    Safe to run concurrently and twice: ``receipt_email_send`` claims each
-    receipt under its row lock and marks it before the e-mail leaves. One
-    sender at a time, so a burst of doorbells never takes every worker from
-    the deliveries: a doorbell rung while another sends returns at once, and
-    the sender looks again after letting go. A sender hands on (rings itself)
-    after ``REFRAIN_RECEIPT_RUN_SECONDS``, behind whatever queued meanwhile.
+    Safe to run concurrently and twice: ``receipts_burst_send`` claims the
+    receipts under their row locks and marks them before the e-mail leaves.
+    One sender at a time, so a burst of doorbells never takes every worker
+    from the deliveries: a doorbell rung while another sends returns at
+    once, and the sender looks again after letting go. A sender hands on
+    (rings itself) after ``REFRAIN_RECEIPT_RUN_SECONDS``, behind whatever
+    queued meanwhile.
     """
-    if settings.REFRAIN_RECEIPT_EMAILS != "immediate":
-        return 0
     deadline = time.monotonic() + settings.REFRAIN_RECEIPT_RUN_SECONDS
     with try_session_lock(RECEIPTS_LOCK) as held:
         if not held:
@@ -113,6 +198,91 @@ def receipts_send_pending(*, limit: int = 1000) -> int:
     if more:
         ring(send_pending_receipts_task)
     return sent
+
+
+def _frequency_of(artist_id: int) -> str:
+    return (
+        ReceiptEmailPreference.objects.filter(artist_id=artist_id)
+        .values_list("frequency", flat=True)
+        .first()
+        or ReceiptEmails.EACH
+    )
+
+
+def receipts_burst_send(*, artist_id: int, now: datetime | None = None) -> int:
+    """Send one artist's unsent receipts in one e-mail if they are due (as
+    the artist's choice is now); returns 1 when an e-mail was sent.
+
+    At most once: the receipts are claimed under their row locks (``SKIP
+    LOCKED``: a concurrent sender's are left to it), the e-mail is composed
+    (a failure there leaves them unsent) and the receipts are marked in one
+    transaction, which commits before the e-mail leaves; a send that fails
+    is logged and not repeated. A choice of "none" marks them
+    ``email_skipped`` and sends nothing. Idempotent.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        receipts = list(
+            Receipt.objects.select_for_update(skip_locked=True)
+            .filter(artist_id=artist_id, emailed_at__isnull=True)
+            .order_by("created_at", "pk")
+        )
+        if not receipts:
+            return 0
+        frequency = _frequency_of(artist_id)
+        if not burst_is_due(
+            frequency,
+            oldest=receipts[0].created_at,
+            newest=receipts[-1].created_at,
+            cutoffs=burst_cutoffs(now),
+        ):
+            return 0
+        message = _claim(receipts, frequency=frequency)
+    return _send(message, receipts)
+
+
+def receipt_email_send(*, receipt_id: int) -> bool:
+    """E-mail one receipt now, whatever the burst (as the artist chose: not
+    when they chose none); idempotent (nothing when already done)."""
+    with transaction.atomic():
+        receipt = (
+            Receipt.objects.select_for_update()
+            .filter(pk=receipt_id, emailed_at__isnull=True)
+            .first()
+        )
+        if receipt is None:
+            return False
+        message = _claim([receipt], frequency=_frequency_of(receipt.artist_id))
+    return bool(_send(message, [receipt]))
+
+
+def _claim(receipts: list[Receipt], *, frequency: str) -> EmailMessage | None:
+    """Inside the caller's transaction, holding the receipts' row locks:
+    compose their e-mail (none for an artist who chose none) and mark them."""
+    skipped = frequency == ReceiptEmails.NONE
+    message = None
+    if not skipped:
+        artist = User.objects.get(pk=receipts[0].artist_id)
+        message = receipt_message(artist=artist, receipts=receipts, frequency=frequency)
+    Receipt.objects.filter(pk__in=[receipt.pk for receipt in receipts]).update(
+        emailed_at=timezone.now(), email_skipped=skipped
+    )
+    return message
+
+
+def _send(message: EmailMessage | None, receipts: list[Receipt]) -> int:
+    """Send a claimed e-mail (after its claim committed); returns 1 when it
+    was handed to the mail server, and logs a failure (never retried)."""
+    if message is None:
+        return 0
+    try:
+        message.send()
+    except Exception:  # noqa: BLE001 - at most once: logged, not retried
+        logger.exception(
+            "could not e-mail receipts %s", [str(r.public_id) for r in receipts]
+        )
+        return 0
+    return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +299,10 @@ class _EntryView:
 
 
 def receipt_for_request(
-    *, artist: User, request_id: str, method: str
+    *, artist: User, request_id: str, method: str, extra: dict | None = None
 ) -> Receipt | None:
-    """One receipt covering every ledger row written under ``request_id``.
+    """One receipt covering every ledger row written under ``request_id``
+    (``extra`` adds members to its payload).
 
     Idempotent: returns the existing receipt when there is one.
     """
@@ -172,85 +343,5 @@ def receipt_for_request(
             method=method,
             policy=policy_current(),
             now=timezone.now(),
+            extra=extra,
         )
-
-
-def receipt_email_send(*, receipt_id: int) -> bool:
-    """E-mail one receipt; idempotent (sends nothing when already sent)."""
-    with transaction.atomic():
-        receipt = (
-            Receipt.objects.select_for_update()
-            .select_related("artist")
-            .filter(pk=receipt_id, emailed_at__isnull=True)
-            .first()
-        )
-        if receipt is None:
-            return False
-        receipt.emailed_at = timezone.now()
-        receipt.save(update_fields=["emailed_at"])
-    body = render_to_string(
-        "consent/email/receipt.txt",
-        {
-            "receipts": [receipt],
-            "user": receipt.artist,
-            "site": settings.REFRAIN_SITE_URL.rstrip("/"),
-        },
-    )
-    message = EmailMessage(
-        subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Your consent receipt",
-        body=body,
-        to=[receipt.artist.email],
-    )
-    message.attach(
-        f"refrain-receipt-{receipt.public_id}.json",
-        _json_bytes(receipt.payload),
-        "application/json",
-    )
-    message.send()
-    return True
-
-
-def receipts_email_digest() -> int:
-    """Send each artist one e-mail listing their receipts not yet e-mailed.
-
-    Safe to run twice at once: receipts are claimed under row locks
-    (``SKIP LOCKED``) and marked before the e-mail leaves.
-    """
-    sent = 0
-    artist_ids = (
-        Receipt.objects.filter(emailed_at__isnull=True)
-        .values_list("artist_id", flat=True)
-        .distinct()
-    )
-    for artist_id in list(artist_ids):
-        with transaction.atomic():
-            receipts = list(
-                Receipt.objects.select_for_update(skip_locked=True)
-                .filter(artist_id=artist_id, emailed_at__isnull=True)
-                .order_by("created_at")
-            )
-            if not receipts:
-                continue
-            Receipt.objects.filter(pk__in=[r.pk for r in receipts]).update(
-                emailed_at=timezone.now()
-            )
-        artist = User.objects.get(pk=artist_id)
-        EmailMessage(
-            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}"
-            f"Your consent receipts ({len(receipts)})",
-            body=render_to_string(
-                "consent/email/receipt.txt",
-                {
-                    "receipts": receipts,
-                    "user": artist,
-                    "site": settings.REFRAIN_SITE_URL.rstrip("/"),
-                },
-            ),
-            to=[artist.email],
-        ).send()
-        sent += 1
-    return sent
-
-
-def _json_bytes(payload: dict) -> bytes:
-    return json.dumps(payload, indent=2, ensure_ascii=False).encode()

@@ -21,7 +21,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.dispatch import receiver
@@ -41,7 +40,10 @@ from consent.policy import Policy, is_eligible
 from consent.prepared import prepared_cursor
 from consent.propagation.outbox import propagation_ring
 from consent.receipts import receipt_payload, receipt_times
-from consent.services.receipt_outbox import ring_receipts_doorbell
+from consent.services.receipt_outbox import (
+    receipts_doorbell_wanted,
+    ring_receipts_doorbell,
+)
 from consent.services.writes import (
     ConsentError,
     ConsentLocked,
@@ -341,6 +343,6 @@ def consent_switch(
 def _ring_doorbells() -> None:
     """After the switch's commit (the function wrote the receipt and the
     outbox row): one callback for both doorbells."""
-    if settings.REFRAIN_RECEIPT_EMAILS == "immediate":
+    if receipts_doorbell_wanted():
         ring_receipts_doorbell()
     propagation_ring()

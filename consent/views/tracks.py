@@ -307,8 +307,28 @@ def receipt_download(request: HttpRequest, public_id) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def consent_settings(request: HttpRequest) -> HttpResponse:
+    """The artist's defaults for tracks not decided yet, and how their
+    receipts are e-mailed: two forms, told apart by their ``section`` field
+    (``defaults`` when absent). A post that is not valid changes nothing;
+    the receipt e-mails form answers it with a 400 and its error."""
+    from consent.views.settings import (
+        SECTION_DEFAULTS,
+        SECTION_RECEIPT_EMAILS,
+        receipt_emails_form,
+        receipt_emails_saved,
+    )
+
     defaults = defaults_for_artist(artist=request.user)
-    if request.method == "POST":
+    form = DefaultsForm(defaults=defaults)
+    emails_form = receipt_emails_form(request.user)
+    status = 200
+    section = request.POST.get("section", SECTION_DEFAULTS)
+    if request.method == "POST" and section == SECTION_RECEIPT_EMAILS:
+        emails_form = receipt_emails_form(request.user, data=request.POST)
+        if emails_form.is_valid():
+            return receipt_emails_saved(request, emails_form)
+        status = 400
+    elif request.method == "POST" and section == SECTION_DEFAULTS:
         form = DefaultsForm(request.POST, defaults=defaults)
         if form.is_valid():
             outcome = services.defaults_set(
@@ -330,8 +350,9 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
             else:
                 messages.info(request, "Nothing changed.")
             return redirect("consent_settings")
-    else:
-        form = DefaultsForm(defaults=defaults)
+    elif request.method == "POST":
+        messages.error(request, "That form was not understood; nothing was changed.")
+        status = 400
     on_default = {
         use: tracks_on_default_count(artist=request.user, use=use) for use in USE_ORDER
     }
@@ -340,6 +361,7 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
         "consent/settings.html",
         {
             "form": form,
+            "emails_form": emails_form,
             "uses": [
                 {
                     "info": USES[use],
@@ -350,6 +372,7 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
                 for use in USE_ORDER
             ],
         },
+        status=status,
     )
 
 

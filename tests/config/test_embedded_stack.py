@@ -30,9 +30,10 @@ LEAKED_VARIABLES = ("DJANGO_ALLOW_ASYNC_UNSAFE",)
 # relative to the working directory, i.e. inside the checkout.
 KOMBU_DEFAULT_FOLDERS = ("control", "data_in", "data_out", "processed")
 COMMAND_TIMEOUT = 120
-# seed_demo makes 8 decisions, each with a receipt; the first rings the
-# worker, which e-mails what is pending then (beat's sweep sends the rest, and
-# no beat runs here).
+# seed_demo makes 8 decisions, each with a receipt. With no burst window
+# (REFRAIN_RECEIPT_BURST_MINUTES=0, set below) the first rings the worker,
+# which e-mails what is pending then in one e-mail per artist (beat's sweep
+# sends the rest, and no beat runs here).
 DEMO_RECEIPTS = 1
 PING_TIMEOUT = 60
 STOP_TIMEOUT = 15
@@ -186,6 +187,9 @@ def test_migrate_seed_and_worker_run_on_embedded_defaults(
     before = {name: _entries(checkout / name) for name in KOMBU_DEFAULT_FOLDERS}
     port = _free_port()
     embedded_env["REFRAIN_SITE_URL"] = f"http://127.0.0.1:{port}"
+    # Receipts go out at once (by default they wait 3 minutes for the end of
+    # a burst, and only beat sends them)
+    embedded_env["REFRAIN_RECEIPT_BURST_MINUTES"] = "0"
 
     # given a fresh var/ with the schema and the demo accounts, and the web
     # process serving the demo partner's receiver

@@ -172,7 +172,9 @@ def _workers_on_own_broker(stack: ExitStack, tmp_path, extra=None):
 @pytest.fixture(autouse=True)
 def _receipts_in_the_digest(settings):
     """As in the workers (``DRILL_SETTINGS``): no receipt doorbell per change."""
-    settings.REFRAIN_RECEIPT_EMAILS = "digest"
+    settings.REFRAIN_RECEIPT_BURST_MINUTES = DRILL_SETTINGS[
+        "REFRAIN_RECEIPT_BURST_MINUTES"
+    ]
 
 
 def _receiver(stack: ExitStack) -> Receiver:

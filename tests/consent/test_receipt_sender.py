@@ -15,8 +15,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _pending_receipts(make_track, count: int) -> None:
-    artist = UserFactory()
+    """One receipt each for ``count`` artists: one e-mail each (one artist's
+    receipts would all go in one e-mail)."""
     for _ in range(count):
+        artist = UserFactory()
         track = make_track(artist=artist)
         consent_set(track=track, use=TRAINING, state="granted", actor=artist,
                     source="web")  # fmt: skip

@@ -33,7 +33,6 @@ from consent.services import (
     policy_notify_artists,
     policy_preview,
     policy_publish,
-    receipts_email_digest,
     switch_postgres,
     trackconsent_create_missing,
 )
@@ -1390,8 +1389,19 @@ def test_policy_notify_e_mails_each_affected_artist_once(admin, catalogue):
     assert message.to == [one.email]
     assert message.subject == "[Refrain] The platform's AI policy changed"
     assert "version 2" in message.body
-    assert "Generative AI training: 1 track may now be used" in message.body
-    assert "Other AI training: 1 track may no longer be used" in message.body
+    # per use, how many of the artist's tracks became or stopped being
+    # eligible, named, and the rule now in force for them
+    assert (
+        "  - Generative AI training: 1 of your 4 tracks became eligible: "
+        f"“{tracks['silent'].title}”\n"
+        "  - Other AI training: 1 of your 4 tracks stopped being eligible: "
+        f"“{tracks['granted'].title}”\n"
+    ) in message.body
+    assert (
+        "  - Generative AI training of independent music: allowed unless you "
+        "say no\n"
+        "  - Other AI training of independent music: never allowed\n"
+    ) in message.body
     assert PolicyNotice.objects.filter(version=version).count() == 1
 
     # when the notify task is delivered as well, nobody gets a second e-mail
@@ -1414,31 +1424,6 @@ def test_policy_apply_stops_when_a_newer_version_exists(admin, catalogue):
     older.refresh_from_db()
     assert older.applied_at is not None
     assert LedgerEntry.objects.count() == before
-
-
-# --- receipts in digest mode ------------------------------------------------------
-
-
-def test_digest_mode_sends_one_e_mail_per_artist(
-    artist, make_track, settings, task_queue, django_capture_on_commit_callbacks
-):
-    settings.REFRAIN_RECEIPT_EMAILS = "digest"
-    track = make_track(artist=artist)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        consent_set(track=track, use=GENAI, state="granted", actor=artist, source="web")
-        consent_set(
-            track=track, use=MINING, state="granted", actor=artist, source="web"
-        )
-
-    assert task_queue.sent == []
-    assert mail.outbox == []
-    assert receipts_email_digest() == 1
-    [message] = mail.outbox
-    assert message.subject == "[Refrain] Your consent receipts (2)"
-    assert message.to == [artist.email]
-    assert receipts_email_digest() == 0
-    assert len(mail.outbox) == 1
 
 
 # --- the stored eligibility equals the rules -------------------------------------
