@@ -11,7 +11,11 @@ every use and source, each row's old state and eligibility its use's previous
 row's; hashes are random hex (the copy is never hash-verified). Then one
 UPDATE sets each (track, use)'s decision and eligibility to its newest row's
 (the opt-in rule: eligible iff granted, or default and the artist's default
-granted) and the tracks' versions to their newest.
+granted) and the tracks' versions to their newest. Each run dates the copy's
+partner (the demo AI lab, the only one) 365 days back
+(``BENCH_AUDIT_PARTNER_DAYS``), as one onboarded a year ago: /audit/ counts
+every partner's overdue acknowledgements since its start. The load average
+is printed first: another process's work on this 2-CPU machine skews it all.
 
 1. ``audit_figures_refresh(triggered_by="bench")`` in this process, twice:
    the background job's cost, the whole history then one increment.
@@ -19,15 +23,18 @@ granted) and the tracks' versions to their newest.
    ``audit-bench@example.com`` (staff, group ``auditors``, a TOTP
    authenticator enrolled, so the MFA check passes as for a deployed
    auditor), ``GET /transparency/`` anonymous, and the trivial signed-in view
-   as the reference; wrk 10 s each at 2 connections (one request in flight
-   per worker: the page's own latency) and at 16 (queueing): p50/p95/p99
-   (from wrk's Lua ``done``), req/s. Goal: p95 < 500 ms at 2 connections.
+   as the reference (``REFRAIN_SITE_URL``, which production settings
+   require, is set to http://127.0.0.1 when unset); wrk 10 s each at 2
+   connections (one request in flight per worker: the page's own latency)
+   and at 16 (queueing), 30 s timeout: p50/p95/p99 (from wrk's Lua
+   ``done``), req/s. Goal: p95 < 500 ms at 2 connections.
 3. ``GET /audit/ledger/?format=csv`` as the auditor, through gunicorn with
    ONE worker (``--timeout 900``: the default 30 s would kill a sync worker
    mid-stream; a longer download is flagged), whole ledger then the last 60
-   days (``?from=``): rows (lines less the header), rows/s, MB/s and the
-   worker's RSS before and at its peak (``VmRSS`` every 10 ms); a plain
-   ``COPY`` of the ledger as the reference for rows/s.
+   days (``?since=``, the search form's "From"): rows (lines less the
+   header), rows/s, MB/s and the worker's RSS before and at its peak
+   (``VmRSS`` every 10 ms); a plain ``COPY`` of the ledger as the reference
+   for rows/s.
    Goal: peak < 50 MB above the worker's RSS before, whatever the size.
 """
 
@@ -60,11 +67,16 @@ GOAL_P95_MS = 500.0
 GOAL_GROWTH_MB = 50.0
 COPY_SQL = "COPY (SELECT * FROM consent_ledgerentry ORDER BY id) TO STDOUT (FORMAT csv)"
 WORKER_TIMEOUT = 30  # gunicorn's default, as README's deploy command runs it
+TIMEOUT = 30  # wrk gives up on a request after this (gunicorn would too)
+# The copy's partner (the demo AI lab) dated back as if onboarded a year ago:
+# /audit/ counts each partner's overdue acknowledgements since it started.
+PARTNER_DAYS = int(os.environ.get("BENCH_AUDIT_PARTNER_DAYS", "365"))
 
 # 20% of the independent tracks active, 1 + floor(Exp(25)) changes each (about
 # 25.5, slightly over the rows needed; LIMIT cuts the rest). States weighted
 # granted 3 : denied 2 : default 1 (the newest row of a (track, use) is its
-# decision); sources weighted as changes come.
+# decision); sources weighted as changes come. Rows are inserted in time
+# order, so ids follow created_at as in a real ledger.
 LEDGER_SQL = """
 SET work_mem = '512MB';
 INSERT INTO consent_ledgerentry (track_id, consent_version, use, old_state,
@@ -103,7 +115,8 @@ FROM (
     LIMIT %(needed)d
   ) r LEFT JOIN consent_artistdefault d ON d.artist_id = r.artist_id AND d.use = r.use
 ) x
-WINDOW w AS (PARTITION BY track_id, use ORDER BY at);
+WINDOW w AS (PARTITION BY track_id, use ORDER BY at)
+ORDER BY at;  -- ids in time order, as the ledger's are
 UPDATE consent_trackconsent tc
 SET decision = CASE h.new_state WHEN 'default' THEN '' ELSE h.new_state END,
     eligible = h.new_eligible, updated_at = h.created_at
@@ -121,20 +134,16 @@ WHERE c.id = m.track_id AND c.consent_version < m.v;
 LATENCY_LUA = """
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
-    summary.duration, e.connect + e.read + e.write + e.status + e.timeout,
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests,
+    summary.duration, e.connect + e.read + e.write + e.status, e.timeout,
     latency:percentile(50), latency:percentile(95), latency:percentile(99)))
 end
 """
 
 
-def clone_url() -> str:
-    return common.BENCH_DATABASE_URL.rsplit("/", 1)[0] + f"/{CLONE}"
-
-
 def clone_counts() -> tuple[int, int]:
     exists = common.psql(f"SELECT 1 FROM pg_database WHERE datname = '{CLONE}'")  # noqa: S608 - constant
-    if not exists or os.environ.get("BENCH_AUDIT_REBUILD") == "1":
+    if not exists:
         return 0, 0
     tracks = common.psql("SELECT count(*) FROM catalog_track", CLONE)
     ledger = common.psql("SELECT count(*) FROM consent_ledgerentry", CLONE)
@@ -147,7 +156,8 @@ def clone_ensure() -> None:
     ensure_catalogue()
     source = common.BENCH_DATABASE_URL.rsplit("/", 1)[-1]
     tracks, ledger = clone_counts()
-    fresh = not (tracks >= TRACKS and ledger >= LEDGER_ROWS)
+    rebuild = os.environ.get("BENCH_AUDIT_REBUILD") == "1"
+    fresh = rebuild or not (tracks >= TRACKS and ledger >= LEDGER_ROWS)
     if fresh:
         started = time.monotonic()
         common.psql(f"DROP DATABASE IF EXISTS {CLONE} WITH (FORCE)")
@@ -164,9 +174,16 @@ def clone_ensure() -> None:
         if ledger < LEDGER_ROWS:
             raise RuntimeError(f"{CLONE}: only {ledger:,} ledger rows were made")
         print(f"made {CLONE} from {source} in {time.monotonic() - started:.0f}s")
-    common.BENCH_DATABASE_URL = clone_url()
+    common.BENCH_DATABASE_URL = common.BENCH_DATABASE_URL.rsplit("/", 1)[0] + (
+        f"/{CLONE}"
+    )
     os.environ["BENCH_DATABASE_URL"] = common.BENCH_DATABASE_URL
     common.manage("migrate", "--noinput")  # the feature's new tables, if any
+    common.psql(
+        "UPDATE consent_partner SET created_at = "  # noqa: S608 - a number
+        f"now() - interval '{PARTNER_DAYS} days'",
+        CLONE,
+    )
     decided = common.psql(
         "SELECT string_agg(coalesce(nullif(decision, ''), 'none') || ' ' || n, ', ')"
         " FROM (SELECT decision, count(*) n FROM consent_trackconsent"
@@ -199,17 +216,23 @@ def auditor_cookie() -> str:
 
 
 def refresh_timed() -> None:
+    """The first run after the copy's snapshots are deleted counts every day
+    of the ledger (as the first refresh of a deployment does); the second
+    only the days since the previous refresh."""
     from consent.audit import audit_figures_refresh
+    from consent.models import AuditSnapshot
 
-    for run in ("first", "second"):
+    AuditSnapshot.objects.all().delete()
+    for run in ("first (whole history)", "second (incremental)"):
         before = status_mb("self", "VmRSS")
         started = time.perf_counter()
-        result = audit_figures_refresh(triggered_by="bench")
+        snapshot = audit_figures_refresh(triggered_by="bench")
         seconds = time.perf_counter() - started
+        if snapshot is None:
+            raise RuntimeError("another refresh holds the lock")
         print(
-            f"audit_figures_refresh, {run} run: {seconds:.2f} s (RSS {before:.0f} "
-            f"MB before, peak so far {status_mb('self', 'VmHWM'):.0f} MB) -> "
-            f"{str(result)[:120]}",
+            f"audit_figures_refresh, {run}: {seconds:.2f} s (RSS before "
+            f"{before:.0f} MB, peak so far {status_mb('self', 'VmHWM'):.0f} MB)",
             flush=True,
         )
 
@@ -230,25 +253,44 @@ def check(url: str, cookie: str) -> None:
 def wrk(url: str, cookie: str, connections: int, seconds: int, lua: Path) -> dict:
     headers = ["-H", f"Cookie: {cookie}"] if cookie else []
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{TIMEOUT}s",
          "-s", str(lua), *headers, url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-    requests, duration, errors, p50, p95, p99 = (int(v) for v in line.split()[1:])
+    requests, duration, errors, timeouts, p50, p95, p99 = (
+        int(v) for v in line.split()[1:]
+    )
     return {
         "rps": requests / (duration / 1e6),
         "requests": requests,
-        "errors": errors,
+        "errors": f"{errors}/{timeouts}",
+        "failed": errors + timeouts,
         "p50": p50 / 1000,
         "p95": p95 / 1000,
         "p99": p99 / 1000,
     }
 
 
+def settle(limit: float = 120) -> None:
+    """Wait until the copy runs no query and gunicorn uses no CPU: requests
+    wrk left queued would otherwise be served in the next run's time."""
+    deadline = time.monotonic() + limit
+    quiet = 0
+    while quiet < 3 and time.monotonic() < deadline:
+        busy = common.psql(
+            "SELECT count(*) FROM pg_stat_activity "  # noqa: S608 - constant
+            f"WHERE datname = '{CLONE}' AND state = 'active'"
+        )
+        before = common.cpu_seconds()["gunicorn"]
+        time.sleep(0.2)
+        used = common.cpu_seconds()["gunicorn"] - before
+        quiet = quiet + 1 if busy == "0" and used < 0.02 else 0
+
+
 def pages(cookie: str, some_pk: int) -> bool:
-    rows = [["page", "connections", "req/s", "p50 ms", "p95 ms", "p99 ms",
-             "x trivial req/s", "errors"]]  # fmt: skip
+    rows = [["page", "connections", "requests", "req/s", "p50 ms", "p95 ms",
+             "p99 ms", "x trivial req/s", "errors/timeouts"]]  # fmt: skip
     ok = True
     with common.gunicorn(workers=2) as base, tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "latency.lua"
@@ -261,29 +303,34 @@ def pages(cookie: str, some_pk: int) -> bool:
         for url, with_cookie in urls.values():
             check(url, with_cookie)
             wrk(url, with_cookie, 2, 2, lua)  # warm up
+            settle()
         for connections in CONNECTIONS:
             trivial = None
             for name, (url, with_cookie) in urls.items():
                 r = wrk(url, with_cookie, connections, SECONDS, lua)
+                settle()
                 trivial = trivial or r
                 print(
-                    f"  {name}, {connections} connections: {r['rps']:.0f} req/s, "
-                    f"p50 {r['p50']:.1f} p95 {r['p95']:.1f} p99 {r['p99']:.1f} ms, "
-                    f"errors {r['errors']}",
+                    f"  {name}, {connections} connections: {r['requests']} "
+                    f"requests, p95 {r['p95']:.1f} ms",
                     flush=True,
                 )
                 if connections == CONNECTIONS[0] and r is not trivial:
-                    ok &= r["p95"] < GOAL_P95_MS and r["errors"] == 0
+                    ok &= r["p95"] < GOAL_P95_MS and r["failed"] == 0
                 rows.append(
-                    [name, str(connections), f"{r['rps']:.0f}", f"{r['p50']:.1f}",
-                     f"{r['p95']:.1f}", f"{r['p99']:.1f}",
-                     f"{r['rps'] / trivial['rps']:.3f}", str(r["errors"])]
+                    [name, str(connections), str(r["requests"]), f"{r['rps']:.1f}",
+                     f"{r['p50']:.1f}", f"{r['p95']:.1f}", f"{r['p99']:.1f}",
+                     f"{r['rps'] / trivial['rps']:.3f}", r["errors"]]
                 )  # fmt: skip
-    print(f"\ngunicorn --workers 2, wrk 2 threads, {SECONDS} s per run")
+    print(
+        f"\ngunicorn --workers 2, wrk 2 threads, {SECONDS} s per run (each after "
+        "the previous run's queued requests are served)"
+    )
     print(common.table(rows))
     print(
         f"\ngoal (/audit/ and /transparency/ p95 < {GOAL_P95_MS:.0f} ms at "
-        f"{CONNECTIONS[0]} connections, no errors): " + ("MET" if ok else "NOT MET")
+        f"{CONNECTIONS[0]} connections, no errors or timeouts): "
+        + ("MET" if ok else "NOT MET")
     )
     return ok
 
@@ -308,7 +355,6 @@ def download(base: str, path: str, cookie: str, worker: int) -> dict:
     try:
         connection.request("GET", path, headers={"Cookie": cookie})
         response = connection.getresponse()
-        first_byte = time.perf_counter() - started
         if response.status != 200:
             raise RuntimeError(f"{path} answered {response.status}: {response.read()}")
         while block := response.read(1 << 20):
@@ -320,7 +366,7 @@ def download(base: str, path: str, cookie: str, worker: int) -> dict:
         sampler.join()
         connection.close()
     return {"rows": lines - 1, "size": size, "seconds": seconds,
-            "first_byte": first_byte, "before": before, "peak": max(peak)}  # fmt: skip
+            "before": before, "peak": max(peak)}  # fmt: skip
 
 
 def copy_rate() -> float:
@@ -345,7 +391,7 @@ def export(cookie: str) -> bool:
         "whole ledger": int(
             common.psql("SELECT count(*) FROM consent_ledgerentry", CLONE)
         ),
-        f"from={since.isoformat()}": int(
+        f"since={since}": int(
             common.psql(
                 "SELECT count(*) FROM consent_ledgerentry "  # noqa: S608 - a date
                 f"WHERE created_at >= '{since.isoformat()}T00:00:00+00:00'",
@@ -355,7 +401,7 @@ def export(cookie: str) -> bool:
     }
     paths = {
         "whole ledger": "/audit/ledger/?format=csv",
-        f"from={since.isoformat()}": f"/audit/ledger/?format=csv&from={since}",
+        f"since={since}": f"/audit/ledger/?format=csv&since={since}",
     }
     copy_rows_s = copy_rate()
     os.environ["GUNICORN_CMD_ARGS"] = "--timeout 900"
@@ -368,7 +414,7 @@ def export(cookie: str) -> bool:
     finally:
         del os.environ["GUNICORN_CMD_ARGS"]
     start = min(r["before"] for r in runs.values())
-    rows = [["export", "rows", "expected", "MB", "s", "first byte s", "rows/s",
+    rows = [["export", "rows", "expected", "MB", "s", "rows/s",
              "x COPY", "MB/s", "RSS before MB", "peak MB", "growth MB"]]  # fmt: skip
     ok = True
     for name, r in runs.items():
@@ -376,7 +422,7 @@ def export(cookie: str) -> bool:
         ok &= r["rows"] == expected[name] and r["peak"] - start < GOAL_GROWTH_MB
         rows.append(
             [name, f"{r['rows']:,}", f"{expected[name]:,}", f"{r['size'] / 1e6:.0f}",
-             f"{r['seconds']:.1f}", f"{r['first_byte']:.2f}", f"{rate:,.0f}",
+             f"{r['seconds']:.1f}", f"{rate:,.0f}",
              f"{rate / copy_rows_s:.2f}", f"{r['size'] / 1e6 / r['seconds']:.1f}",
              f"{r['before']:.0f}", f"{r['peak']:.0f}", f"{r['peak'] - start:+.1f}"]
         )  # fmt: skip
@@ -397,6 +443,11 @@ def export(cookie: str) -> bool:
 
 
 def main() -> None:
+    # Production settings require it (links in e-mails); common.bench_env
+    # does not set it yet.
+
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    print(f"load average before (1, 5, 15 min; {os.cpu_count()} CPUs): {load}")
     clone_ensure()
     common.setup_django()
     from catalog.models import Track

@@ -39,6 +39,7 @@ def bench_env(**extra: str) -> dict[str, str]:
         CACHE_URL=BENCH_REDIS_URL,
         CELERY_BROKER_URL=BENCH_REDIS_URL,
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        REFRAIN_SITE_URL="http://127.0.0.1",
         CONN_MAX_AGE="600",
     )
     env.update(extra)

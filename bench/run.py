@@ -20,6 +20,7 @@ SCRIPTS = [
     "partner_trainability.py",
     "signals_public.py",
     "signals_drift.py",
+    "audit_pages.py",
 ]
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from consent.audit.figures import (
     timeline_sql,
 )
 from consent.db import one_snapshot
-from consent.models import AuditDay, AuditSnapshot, Consumer
+from consent.models import AuditDay, AuditSnapshot, Consumer, Partner
+from consent.partners.acknowledgements import withdrawals_overdue
 
 KEEP_SNAPSHOTS = 48
 # A ledger row's time is taken before its transaction commits: days are
@@ -55,6 +56,13 @@ def audit_figures_refresh(*, triggered_by: str = "beat") -> AuditSnapshot | None
             for row in _rows(PLATFORM_SQL)
         }
         registry = Consumer.objects.filter(kind=Consumer.Kind.REGISTRY).first()
+        # Overdue acknowledgements per partner: a scan of every withdrawal
+        # since the partner started, seconds on a large ledger, so here and
+        # not per page view.
+        overdue = {
+            str(partner.pk): withdrawals_overdue(partner, as_of).count()
+            for partner in Partner.objects.all()
+        }
         previous = AuditSnapshot.objects.order_by("-created_at").first()
         _recount_days(since=previous.created_at - RECOUNT_MARGIN if previous else None)
         snapshot = AuditSnapshot.objects.create(
@@ -64,6 +72,7 @@ def audit_figures_refresh(*, triggered_by: str = "beat") -> AuditSnapshot | None
             figures={
                 "side_by_side": cells,
                 "platform": platform,
+                "partners_overdue": overdue,
                 "platform_consumer": {
                     "name": registry.name,
                     "uses": list(registry.uses),

@@ -16,8 +16,7 @@ from consent import audit, tasks
 from consent.audit.figures import CLASSES, FROM_SQL
 from consent.audit.timeline import DEFAULT_RANGE
 from consent.forms_audit import DrillDownForm, LedgerSearchForm, RangeForm
-from consent.models import CheckRun
-from consent.partners.activity import partners_overview
+from consent.models import CheckRun, Partner
 from consent.policy import policy_current
 from consent.propagation.health import consumer_lag, consumers_health
 from consent.selectors import (
@@ -35,6 +34,16 @@ CHECK_TASKS = {
     CheckRun.Kind.CONSUMERS: tasks.reconcile_consumers,
     CheckRun.Kind.SIGNALS: tasks.check_signals,
 }
+
+
+def partners_overdue_as_of(figures: dict) -> list[tuple]:
+    """Each partner with its overdue acknowledgements as of the figures
+    (``None`` for a partner added since)."""
+    counts = figures.get("partners_overdue", {})
+    return [
+        (partner, counts.get(str(partner.pk)))
+        for partner in Partner.objects.order_by("name")
+    ]
 
 
 def _csv(filename: str, header: list[str], chunks) -> StreamingHttpResponse:
@@ -91,7 +100,7 @@ def audit_index(request: HttpRequest) -> HttpResponse:
             "range_use": USES[use].name if use else "",
             "days": days,
             "consumers": consumers,
-            "partners": partners_overview(),
+            "partners": partners_overdue_as_of(figures),
             "checks": [
                 (kind, label, run)
                 for (kind, _), (label, run) in zip(

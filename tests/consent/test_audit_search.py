@@ -290,3 +290,26 @@ def test_every_figure_has_its_query_on_the_how_page(staff_client):
         assert f'id="figure-{figure.key}"' in page
     assert "SUM(CASE WHEN tc.eligible THEN 1 ELSE 0 END) AS eligible" in page
     assert 'id="platform"' in page and 'id="timeline"' in page
+
+
+def test_overdue_acknowledgements_are_counted_by_the_refresh(staff_client, make_track):
+    from consent.models import Partner
+    from consent.partners import partner_create
+    from tests.consent.withdrawals import withdraw
+
+    partner = partner_create(name="Acme AI", ack_days=1)
+    Partner.objects.filter(pk=partner.pk).update(
+        created_at=timezone.now() - timedelta(days=30)
+    )
+    withdraw(make_track(), at=timezone.now() - timedelta(days=10))
+    late = partner_create(name="Zed AI", ack_days=1)
+
+    # before a refresh the page says when it will know; after, the count
+    page = staff_client.get("/audit/").content.decode()
+    assert "Counted at the next refresh" in page
+    audit_figures_refresh(triggered_by="test")
+    Partner.objects.filter(pk=late.pk).update(name="Zed AI (renamed)")
+    rows = {
+        r[0]: r[2] for r in table_rows(staff_client.get("/audit/").text, "ack-table")
+    }
+    assert rows == {"Acme AI": "! 1", "Zed AI (renamed)": "0"}
