@@ -289,26 +289,8 @@ def cell_html(
             text=cell.text,
             status=status,
         )
-    pressed = cell.state
-    buttons = format_html_join(
-        "",
-        _ANSWER,
-        (
-            {
-                "public_id": public_id,
-                "use": cell.use,
-                "state": state,
-                "value": switch_value(public_id, cell.use, state),
-                "switch_url": switch_url,
-                "pressed": "true" if state == pressed else "false",
-                "text": text,
-            }
-            for state, text in (
-                (Decision.GRANTED.value, "Yes"),
-                (Decision.DENIED.value, "No"),
-                ("default", cell.default_text),
-            )
-        ),
+    buttons = _answer_buttons(
+        escape(public_id), cell.use, cell.state, cell.default_text, switch_url
     )
     return format_html(
         _SWITCH_CELL,
@@ -319,6 +301,36 @@ def cell_html(
         buttons=buttons,
         eligible=_ELIGIBLE_MARK if cell.eligible else "",
         status=status,
+    )
+
+
+_ANSWER_TEXTS = (
+    (Decision.GRANTED.value, "Yes"),
+    (Decision.DENIED.value, "No"),
+    ("default", None),
+)
+
+
+def _answer_buttons(
+    public_id: str, use: str, pressed: str, default_text: str, switch_url: str
+) -> SafeString:
+    """The three buttons, formatted with ``str.format``: the busiest markup
+    of the switch's answer. Every value is escaped or one of ours: the public
+    id is escaped by the caller, the use is a slug of ``Use``, the switch URL
+    is escaped (``switch_url``) and the words are constants."""
+    return mark_safe(  # noqa: S308 - every value escaped or a constant (above)
+        "".join(
+            _ANSWER.format(
+                public_id=public_id,
+                use=use,
+                state=state,
+                value=switch_value(public_id, use, state),
+                switch_url=switch_url,
+                pressed="true" if state == pressed else "false",
+                text=text or default_text,
+            )
+            for state, text in _ANSWER_TEXTS
+        )
     )
 
 
