@@ -263,7 +263,11 @@ def test_access(client, catalogue):
 
 def test_no_figures_yet_asks_a_worker_and_says_so(client, catalogue, monkeypatch):
     import consent.tasks
+    from config import doorbell
 
+    # the throttle is per process: another test may have rung a moment ago
+    monkeypatch.setattr(doorbell, "_next_ring", {})
+    monkeypatch.setattr(doorbell, "_trailing_at", {})
     rung = []
     monkeypatch.setattr(
         consent.tasks.refresh_audit_figures, "delay", lambda *a: rung.append(a)
