@@ -24,6 +24,7 @@ from consent.forms import (
     TrackListForm,
     switch_parse,
 )
+from consent.list_page import track_list_page
 from consent.models import Source
 from consent.partners import partner_activity_for_track
 from consent.policy import (
@@ -45,7 +46,6 @@ from consent.rows import (
     consent_cell,
     explain,
     switch_url,
-    track_list_page,
 )
 from consent.selectors import (
     consents_for_tracks,
