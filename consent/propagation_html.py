@@ -10,10 +10,10 @@ successor every 2 s; once it is settled the answer carries no trigger, which
 ends the polling. Without JavaScript a reload shows the same.
 """
 
-from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from config.reverse_once import reverse_once
 from consent.propagation.status import Status
 
 POLL_SECONDS = 2
@@ -22,7 +22,9 @@ _STATUS = (
     '<span id="prop-{public_id}" class="propagation propagation-{state}"{poll}>'
     "{text}</span>"
 )
-_POLL = ' hx-get="{url}" hx-trigger="{trigger}" hx-swap="outerHTML"'
+# Its own target: the list's body makes "closest td" the default for the
+# answers' buttons.
+_POLL = ' hx-get="{url}" hx-trigger="{trigger}" hx-target="this" hx-swap="outerHTML"'
 _REGION = (
     '<span class="propagation-region" role="status" aria-live="polite">{status}</span>'
 )
@@ -31,31 +33,47 @@ _REGION = (
 # real one.
 _SWITCHED = (
     '<span id="prop-{public_id}" class="propagation propagation-pending" '
-    'hx-swap-oob="outerHTML" hx-get="{url}" '
+    'hx-swap-oob="outerHTML" hx-get="{url}" hx-target="this" '
     f'hx-trigger="load, every {POLL_SECONDS}s" hx-swap="outerHTML">Pending</span>'
 )
 
 
 def propagation_url(public_id: str) -> str:
-    return reverse("tracks:propagation", kwargs={"public_id": public_id})
+    """Where a track's status is polled (``tracks:propagation``); public ids
+    are URL-safe, so the prefix is reversed once."""
+    return f"{_propagation_prefix()}{public_id}/propagation/"
+
+
+def _propagation_prefix() -> str:
+    return reverse_once("tracks:propagation", "_")[: -len("_/propagation/")]
 
 
 def status_html(status: Status, *, public_id: str, url: str) -> SafeString:
     """The status alone: what the partial endpoint answers."""
-    poll = (
-        ""
-        if status.settled
-        else format_html(_POLL, url=url, trigger=f"every {POLL_SECONDS}s")
-    )
-    return format_html(
-        _STATUS, public_id=public_id, state=status.state, poll=poll, text=status.text
-    )
+    return mark_safe(_status(status, escape(public_id), escape(url)))  # noqa: S308 - see _status
 
 
 def status_region_html(status: Status, *, public_id: str, url: str) -> SafeString:
     """The status in its live region, as a page shows it."""
-    return format_html(
-        _REGION, status=status_html(status, public_id=public_id, url=url)
+    return mark_safe(  # noqa: S308 - see _status
+        _REGION.format(status=_status(status, escape(public_id), escape(url)))
+    )
+
+
+def _status(status: Status, public_id: str, url: str) -> str:
+    """Formatted with ``str.format`` (the list fills 50 a request, never
+    cached): the id and URL come escaped, the text is escaped here and the
+    state and trigger are ours."""
+    poll = (
+        ""
+        if status.settled
+        else _POLL.format(url=url, trigger=f"every {POLL_SECONDS}s")
+    )
+    return _STATUS.format(
+        public_id=public_id,
+        state=status.state,
+        poll=poll,
+        text=escape(status.text),
     )
 
 
@@ -77,10 +95,18 @@ def rows_with_status(
     parts = html.split(STATUS_SLOT)
     if len(parts) != len(public_ids) + 1:
         raise ValueError("one status slot per row expected")
-    prefix = propagation_url("_")[: -len("_/propagation/")]
+    prefix = escape(_propagation_prefix())
+    # A page's statuses are mostly alike: each distinct one is formatted once
+    # with a marker where its track's id goes (NUL: Django's forms refuse it in
+    # a name, PostgreSQL cannot store it).
+    shapes: dict[Status, list[str]] = {}
     filled = [parts[0]]
     for public_id, status, part in zip(public_ids, statuses, parts[1:], strict=True):
-        url = f"{prefix}{public_id}/propagation/"
-        filled.append(status_region_html(status, public_id=public_id, url=url))
+        shape = shapes.get(status)
+        if shape is None:
+            shape = shapes[status] = _REGION.format(
+                status=_status(status, "\0", prefix + "\0/propagation/")
+            ).split("\0")
+        filled.append(escape(public_id).join(shape))
         filled.append(part)
     return mark_safe("".join(filled))  # noqa: S308 - safe fragments joined

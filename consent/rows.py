@@ -5,16 +5,13 @@ an artist reads: what they said, whether the default applies, whether the
 track is eligible and why a control is locked.
 """
 
-import functools
 from dataclasses import dataclass
 
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-from django.urls import get_script_prefix, reverse
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from catalog.rows import TrackRow
+from config.reverse_once import reverse_once
 from consent.models import Decision, Rule
 from consent.policy import (
     Policy,
@@ -40,7 +37,6 @@ class ConsentCell:
     next_state: str
     label: str  # the use and the track title
     text: str  # the answer in words, as every control says it
-    css: str
     default_yes: bool = False  # what "My default" means for this use now
 
     @property
@@ -66,12 +62,11 @@ def consent_cell(
     state = decision or "default"
     default_yes = answer_is_yes(rule, "", default)
     if locked:
-        text, css = "Not allowed", "locked"
+        text = "Not allowed"
     elif decision:
-        text, css = ("Yes" if says_yes else "No"), ("yes" if says_yes else "no")
+        text = "Yes" if says_yes else "No"
     else:
         text = f"My default: {'Yes' if says_yes else 'No'}"
-        css = "default-yes" if says_yes else "default-no"
     return ConsentCell(
         cell_id=f"c-{public_id}-{use}",
         use=use,
@@ -84,7 +79,6 @@ def consent_cell(
         next_state=Decision.DENIED if says_yes else Decision.GRANTED,
         label=f"{info.name} for “{title}”",
         text=text,
-        css=css,
         default_yes=default_yes,
     )
 
@@ -216,17 +210,18 @@ _LOCKED_CELL = (
 # means now). The group's name says the use, the track and the answer in
 # force; each button says whether it is that answer (aria-pressed). An
 # explicit answer and a default one look different (solid and outlined).
-# Each button has an id, so HTMX keeps the focus on it across the swap.
+# Each button has an id, so HTMX keeps the focus on it across the swap. The
+# swap's target (the cell) and style are inherited from the table's body
+# (``hx-target="closest td"``), and a button's type is "submit" by default:
+# the list's busiest markup says nothing twice.
 _SWITCH_CELL = (
-    '<td id="{cell_id}" class="switch-cell"><div class="answers answers-{css}" '
-    'role="group" aria-label="{label}: {text}" hx-target="#{cell_id}" '
-    'hx-swap="outerHTML">{buttons}</div>{eligible}{status}</td>'
+    '<td id="{cell_id}" class="switch-cell"><div class="answers" role="group" '
+    'aria-label="{label}: {text}">{buttons}</div>{eligible}{status}</td>'
 )
 _ANSWER = (
-    '<button type="submit" id="s-{public_id}-{use}-{state}" '
-    f'form="{SWITCH_FORM_ID}" name="set" '
-    'value="{value}" hx-post="{switch_url}" aria-pressed="{pressed}" '
-    'class="answer answer-{state}">{text}</button>'
+    '<button id="s-{public_id}-{use}-{state}" form="' + SWITCH_FORM_ID + '" '
+    'name="set" value="{value}" hx-post="{switch_url}" aria-pressed="{pressed}">'
+    "{text}</button>"
 )
 _STATUS = (
     '<span class="visually-hidden" role="status">{label} is now '
@@ -290,7 +285,6 @@ def cell_html(
         _SWITCH_CELL,
         cell_id=cell.cell_id,
         label=cell.label,
-        css=cell.css,
         text=cell.text,
         buttons=buttons,
         eligible=_ELIGIBLE_MARK if cell.eligible else "",
@@ -363,20 +357,9 @@ def row_html(
 
 
 def switch_url() -> SafeString:
-    """Where every switch posts, escaped for an attribute (reversed once per
-    script prefix: every switch's answer carries it)."""
-    return _switch_url(get_script_prefix())
-
-
-@functools.lru_cache(maxsize=8)
-def _switch_url(prefix: str) -> SafeString:
-    return escape(reverse("tracks:switch"))
-
-
-@receiver(setting_changed)
-def _switch_url_forget(*, setting: str, **kwargs) -> None:
-    if setting == "ROOT_URLCONF":  # as Django's own URL caches
-        _switch_url.cache_clear()
+    """Where every switch posts, escaped for an attribute (every switch's
+    answer carries it)."""
+    return escape(reverse_once("tracks:switch"))
 
 
 def rows_html(rows: list[ConsentRow]) -> SafeString:

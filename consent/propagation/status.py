@@ -12,12 +12,12 @@ list's page cache is keyed on.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from django.db.models import FilteredRelation, Q
+from django.db import connection
 from django.utils import timezone
 
-from consent.models import Consumer
+from consent.models import Consumer, SyncState
 
 DELIVERED = "delivered"
 PENDING = "pending"
@@ -83,25 +83,20 @@ def propagation_status_for(*, track_ids_versions: dict[int, int]) -> dict[int, S
     """
     if not track_ids_versions:
         return {}
-    rows = (
-        Consumer.objects.filter(status=Consumer.Status.ACTIVE)
-        .annotate(
-            sync=FilteredRelation(
-                "sync_states",
-                condition=Q(sync_states__track_id__in=list(track_ids_versions)),
-            )
+    # Written in SQL: the ORM's FilteredRelation cost ~2.5 ms a page to build
+    # (the list asks on every request); the database answers in 0.05 ms.
+    consumer, sync = Consumer._meta.db_table, SyncState._meta.db_table
+    marks = ", ".join(["%s"] * len(track_ids_versions))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.id, c.name, s.track_id, s.delivered_version, s.attempts, "  # noqa: S608 - table names from the models, values as parameters
+            "s.next_attempt_at, s.dead_at "
+            f"FROM {consumer} c LEFT JOIN {sync} s ON s.consumer_id = c.id "
+            f"AND s.track_id IN ({marks}) "
+            "WHERE c.status = %s ORDER BY c.name, c.id",
+            [*track_ids_versions, Consumer.Status.ACTIVE.value],
         )
-        .order_by("name", "pk")
-        .values_list(
-            "pk",
-            "name",
-            "sync__track_id",
-            "sync__delivered_version",
-            "sync__attempts",
-            "sync__next_attempt_at",
-            "sync__dead_at",
-        )
-    )
+        rows = cursor.fetchall()
     consumers: set[int] = set()
     delivered = dict.fromkeys(track_ids_versions, 0)
     retrying = dict.fromkeys(track_ids_versions, 0)
@@ -117,6 +112,9 @@ def propagation_status_for(*, track_ids_versions: dict[int, int]) -> dict[int, S
             failed[track_id].append(name)
         elif attempts:
             retrying[track_id] += 1
+            if next_at is not None and timezone.is_naive(next_at):
+                # SQLite hands back naive UTC; PostgreSQL an aware value.
+                next_at = timezone.make_aware(next_at, UTC)
             if next_at is not None and (
                 track_id not in soonest or next_at < soonest[track_id]
             ):

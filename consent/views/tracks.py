@@ -185,7 +185,7 @@ def consent_update(request: HttpRequest, public_id: str) -> HttpResponse:
         *choice,
         fallback=partial(reverse, "tracks:detail", kwargs={"public_id": public_id}),
         anchor=f"use-{choice[0]}",
-        anchor_on=reverse("tracks:detail", kwargs={"public_id": public_id}),
+        anchor_on_fallback=True,
     )
 
 
@@ -223,15 +223,15 @@ def _switch(
     *,
     fallback: Callable[[], str],
     anchor: str = "",
-    anchor_on: str = "",
+    anchor_on_fallback: bool = False,
 ) -> HttpResponse:
     """One switch, from the list or the track page: the busiest write, so
     the service finds and locks the artist's track in the same statement
     (another artist's track is a 404 as everywhere) and the HTMX answer is
     the control's HTML, formatted in Python. ``fallback`` gives the page a
     plain form post returns to without a ``next`` (an HTMX switch never
-    reverses it), at ``anchor`` (the row or the use it came from; only on
-    the page ``anchor_on`` when given)."""
+    reverses it), at ``anchor`` (the row or the use it came from; with
+    ``anchor_on_fallback``, only when it returns to that page)."""
     try:
         result = services.consent_set(
             owner=request.user,
@@ -248,7 +248,7 @@ def _switch(
         if request.htmx:
             return HttpResponse(str(error), status=409, content_type=PLAIN_TEXT)
         messages.error(request, str(error))
-        return redirect(_at(safe_next(request, fallback()), anchor, anchor_on))
+        return _back(request, fallback, anchor, anchor_on_fallback)
     track = result.track
     if request.htmx:
         cell = consent_cell(
@@ -278,15 +278,23 @@ def _switch(
         messages.success(
             request, f"{USES[use].name} for “{track.title}” is now {word}. Saved."
         )
-    return redirect(_at(safe_next(request, fallback()), anchor, anchor_on))
+    return _back(request, fallback, anchor, anchor_on_fallback)
 
 
-def _at(url: str, anchor: str, anchor_on: str = "") -> str:
-    """``url`` scrolled to ``anchor`` (a fragment already there is kept; with
-    ``anchor_on``, only when ``url`` is that page)."""
-    if not anchor or "#" in url or (anchor_on and url.split("?")[0] != anchor_on):
-        return url
-    return f"{url}#{anchor}"
+def _back(
+    request: HttpRequest,
+    fallback: Callable[[], str],
+    anchor: str,
+    anchor_on_fallback: bool,
+) -> HttpResponse:
+    """Back where a plain form post came from (``next``, else ``fallback``),
+    scrolled to ``anchor``: a fragment already there is kept; with
+    ``anchor_on_fallback``, only when that is the fallback's page."""
+    page = fallback()
+    url = safe_next(request, page)
+    if not anchor or "#" in url or (anchor_on_fallback and url.split("?")[0] != page):
+        return redirect(url)
+    return redirect(f"{url}#{anchor}")
 
 
 @login_required

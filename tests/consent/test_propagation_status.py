@@ -219,7 +219,7 @@ def test_the_list_and_the_track_page_show_the_status(
         assert status["state"] == "pending"
         assert (
             f'hx-get="/tracks/{track.public_id}/propagation/" {POLL} '
-            'hx-swap="outerHTML"' in status["poll"]
+            'hx-target="this" hx-swap="outerHTML"' in status["poll"]
         )
         assert (
             '<span class="propagation-region" role="status" aria-live="polite">'
@@ -287,7 +287,7 @@ def test_the_partial_polls_until_every_system_has_the_change(
     assert status_in(pending.text, track) == {
         "id": track.public_id,
         "state": "pending",
-        "poll": f' hx-get="{url}" {POLL} hx-swap="outerHTML"',
+        "poll": f' hx-get="{url}" {POLL} hx-target="this" hx-swap="outerHTML"',
         "text": "Pending (1 of 2 delivered)",
     }
     # the partial is the status alone: the live region around it stays
@@ -357,7 +357,8 @@ def test_a_switch_turns_the_status_pending_out_of_band(
     assert response.text.endswith(
         f'<span id="prop-{track.public_id}" class="propagation propagation-pending" '
         f'hx-swap-oob="outerHTML" hx-get="/tracks/{track.public_id}/propagation/" '
-        'hx-trigger="load, every 2s" hx-swap="outerHTML">Pending</span></td>'
+        'hx-target="this" hx-trigger="load, every 2s" hx-swap="outerHTML">Pending'
+        "</span></td>"
     )
 
 

@@ -56,7 +56,7 @@ _SELECT = re.compile(r'id="sel-([A-Za-z0-9_-]+)"')
 # Each unlocked control: its group's name (the use and the track) and the
 # answer in force, as the name says it.
 _SWITCH = re.compile(
-    r'<div class="answers answers-[a-z-]+" role="group" '
+    r'<div class="answers" role="group" '
     r'aria-label="([^"]+?): (Yes|No|My default: Yes|My default: No)"'
 )
 
@@ -64,7 +64,9 @@ _HISTORY_VERSION = re.compile(r'<td class="mono" title="SHA-256 [0-9a-f]{64}">#(
 
 
 def _tbody(response) -> str:
-    return response.text.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return response.text.split('<tbody hx-target="closest td"', 1)[1].split(
+        "</tbody>", 1
+    )[0]
 
 
 def listed(response) -> list[str]:
@@ -116,14 +118,20 @@ def test_each_row_has_four_switches_with_accessible_names(
     ]
     cell = f'<td id="c-{track.public_id}-{TRAINING}" class="switch-cell">'
     assert cell in response.text
-    assert f'hx-target="#c-{track.public_id}-{TRAINING}"' in response.text
+    # every answer swaps its own cell, as the table's body says
+    assert '<tbody hx-target="closest td" hx-swap="outerHTML">' in response.text
     # the same three answers as the track page; the one in force is pressed
-    assert response.text.count('class="answer answer-granted">Yes</button>') == 4
-    assert response.text.count('class="answer answer-denied">No</button>') == 4
-    assert response.text.count('class="answer answer-default">My default: No<') == 4
-    pressed = re.findall(
-        r'aria-pressed="true" class="answer answer-(\w+)"', response.text
+    answers = re.findall(
+        r'value="[^"|]+\|[a-z-]+\|(\w+)" hx-post="/tracks/switch/" '
+        r'aria-pressed="(true|false)">([^<]+)</button>',
+        response.text,
     )
+    assert [(state, text) for state, _, text in answers] == [
+        ("granted", "Yes"),
+        ("denied", "No"),
+        ("default", "My default: No"),
+    ] * 4
+    pressed = [state for state, is_pressed, _ in answers if is_pressed == "true"]
     assert pressed == ["default", "granted", "default", "default"]
     assert (
         'aria-pressed="true"'
