@@ -254,6 +254,12 @@ def test_keyboard_only_on_the_list_answers_reads_help_and_changes_many(
     page.screenshot(path=artifacts_dir / "keyboard-list-help.png")
     page.keyboard.press("Enter")
     expect(help_text).to_be_hidden()
+    # and so does Escape, the focus back on the button
+    page.keyboard.press("Enter")
+    expect(help_text).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(help_text).to_be_hidden()
+    _at(page, help_button, "list: the column's help, closed by Escape")
 
     # when they tick two tracks with Space
     for title in ("Paper Moon", "Slow River"):
@@ -261,14 +267,19 @@ def test_keyboard_only_on_the_list_answers_reads_help_and_changes_many(
         _tab_to(page, box, f"list: tick “{title}”", limit=60)
         page.keyboard.press("Space")
         expect(box).to_be_checked()
+    # then a bar says how many are ticked and leads back to the bulk form
+    expect(page.locator("#ticked-count")).to_have_text("2 tracks ticked")
     page.screenshot(path=artifacts_dir / "keyboard-list-ticked.png")
+    change = page.get_by_role("link", name="Change the ticked tracks")
+    forward = _tab_to(page, change, "list: the ticked bar", limit=60)
+    with capsys.disabled():
+        print(f"keyboard: {forward} Tab(s) from the last tick to the ticked bar")
+    page.keyboard.press("Enter")
 
-    # and go back up to the bulk form, choose data mining, "No", ticked
+    # and it lands on the bulk form: choose data mining, "No", ticked
     bulk = page.get_by_role("form", name="Change many tracks at once")
     use = bulk.get_by_label("Use", exact=True)
-    back_tabs = _tab_to(page, use, "bulk: Use", back=True, limit=60)
-    with capsys.disabled():
-        print(f"keyboard: {back_tabs} Shift+Tab(s) from the ticks to the bulk form")
+    _at(page, use, "bulk: Use")
     _choose(page, use, "ArrowDown", 3, MINING)
     state = bulk.get_by_label("Set to")
     page.keyboard.press("Tab")
