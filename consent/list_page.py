@@ -114,13 +114,16 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
     # with the partners' acknowledgements, which the key does not hold: that
     # filter's pages are built every time.
     cacheable = not consent_filters.ack
+    # The process's copy is keyed as the shared cache stores the page (its
+    # prefix included: tests give each test its own).
+    near_key = cache.make_key(key)
     found = None
     if cacheable:
-        found = _near.get(key)
+        found = _near.get(near_key)
         if found is None:
             found = cache.get(key)
             if found is not None:
-                _near.set(key, found)
+                _near.set(near_key, found)
     if found is not None:
         # Its rows_html is a plain str (written below), made safe again by
         # rows_with_status.
@@ -137,7 +140,7 @@ def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage
         if cacheable:
             built = asdict(page)
             cache.set(key, built, LIST_CACHE_SECONDS)
-            _near.set(key, built)
+            _near.set(near_key, built)
     # The version of each track is the one its cached row shows: the key
     # moves with every consent change.
     statuses = propagation_status_for(

@@ -219,11 +219,12 @@ def policy_changes(
     ]
 
 
-# Every page's footer says ``policy_promise``: cached, and dropped when a
-# version is published (``policy_publish``); the timeout bounds a process's
-# own memory cache, which another process's publish cannot reach.
-PROMISE_CACHE_KEY = "policy-promise:v1"
-PROMISE_CACHE_SECONDS = 60
+# Every page's footer says ``policy_promise`` (and the home page how the
+# classes are treated): cached together, and dropped when a version is
+# published (``policy_publish``); the timeout bounds a process's own memory
+# cache, which another process's publish cannot reach.
+POLICY_WORDS_CACHE_KEY = "policy-words:v2"
+POLICY_WORDS_CACHE_SECONDS = 60
 
 
 def policy_promise(policy: Policy) -> str:

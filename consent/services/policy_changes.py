@@ -21,7 +21,7 @@ from consent.models import (
     Source,
     TrackConsent,
 )
-from consent.policy import PROMISE_CACHE_KEY, eligible_sql, policy_current
+from consent.policy import POLICY_WORDS_CACHE_KEY, eligible_sql, policy_current
 from consent.policy_mail import policy_change_body, policy_changes_by_artist
 from consent.services.eligibility import eligibility_refresh
 from consent.services.writes import ConsentError
@@ -100,7 +100,7 @@ def policy_publish(
         )
         ring_after_commit(apply_policy_task, version.pk)
         # The footer's promise follows the rules from the commit on.
-        transaction.on_commit(lambda: cache.delete(PROMISE_CACHE_KEY))
+        transaction.on_commit(lambda: cache.delete(POLICY_WORDS_CACHE_KEY))
     return version
 
 

@@ -1,16 +1,24 @@
-"""``{% policy_promise_words %}``: the policy's promise about silence, in
-words derived from the rules in force (``consent.policy.policy_promise``)."""
+"""Sentences derived from the rules in force, for any page:
+
+- ``{% policy_promise_words %}``: the policy's promise about silence
+  (``consent.policy.policy_promise``);
+- ``{% policy_parity_words %}``: whether independent and label-licensed music
+  are under the same rule for every use (``consent.audit.parity``, without
+  figures).
+"""
 
 from django import template
 from django.core.cache import cache
 
+from consent.audit.tables import parity
 from consent.policy import (
-    PROMISE_CACHE_KEY,
-    PROMISE_CACHE_SECONDS,
+    POLICY_WORDS_CACHE_KEY,
+    POLICY_WORDS_CACHE_SECONDS,
     Policy,
     policy_current,
     policy_promise,
 )
+from consent.uses import USE_ORDER
 
 register = template.Library()
 
@@ -26,8 +34,34 @@ def policy_promise_words(context) -> str:
     policy = context.get("policy")
     if isinstance(policy, Policy):
         return policy_promise(policy)
-    words = cache.get(PROMISE_CACHE_KEY)
+    return _current_words()["promise"]
+
+
+@register.simple_tag
+def policy_parity_words() -> str:
+    """One sentence: the same rule for both classes for every use, or for how
+    many uses they differ (the transparency page says how)."""
+    return _current_words()["parity"]
+
+
+def parity_words(policy: Policy) -> str:
+    found = parity(policy, {})
+    if found.same:
+        return (
+            "Independent and label-licensed music are held to the same rule "
+            "for every use."
+        )
+    count = len(found.differences)
+    return (
+        "Independent and label-licensed music are held to different rules for "
+        f"{count} of {len(USE_ORDER)} {'use' if len(USE_ORDER) == 1 else 'uses'}."
+    )
+
+
+def _current_words() -> dict[str, str]:
+    words = cache.get(POLICY_WORDS_CACHE_KEY)
     if words is None:
-        words = policy_promise(policy_current())
-        cache.set(PROMISE_CACHE_KEY, words, PROMISE_CACHE_SECONDS)
+        policy = policy_current()
+        words = {"promise": policy_promise(policy), "parity": parity_words(policy)}
+        cache.set(POLICY_WORDS_CACHE_KEY, words, POLICY_WORDS_CACHE_SECONDS)
     return words

@@ -28,6 +28,8 @@ FALSE_UNDER_OPT_OUT = (
     "Until you say yes, the answer is no",
     "which are No until you change them",
     "Nothing is used for AI until you say yes",
+    "switched off",
+    "Opt-in, per track",
 )
 
 
@@ -44,6 +46,7 @@ def test_every_promise_follows_the_rule(client, make_track, rule):
     client.force_login(artist)
 
     empty_list = client.get("/tracks/").content.decode()
+    upload = client.get("/tracks/upload/").content.decode()
     track = make_track(artist=artist)
     listed = client.get("/tracks/").content.decode()
     detail = client.get(track.get_absolute_url()).content.decode()
@@ -51,10 +54,12 @@ def test_every_promise_follows_the_rule(client, make_track, rule):
     sentence = EXPECTED[rule].replace("'", "&#x27;")
     for name, page in {"empty list": empty_list, "home": home}.items():
         assert sentence in page, name
+    # the upload page says it above the form and in the footer
+    assert upload.count(sentence) == 2
     # the list says it in its lead and in the footer
     assert listed.count(sentence) == 2
     assert sentence in detail  # the footer
-    for page in (empty_list, home, listed, detail):
+    for page in (empty_list, home, upload, listed, detail):
         for wrong in FALSE_UNDER_OPT_OUT:
             assert wrong not in page
 
@@ -91,3 +96,44 @@ def test_the_upload_message_follows_the_rule(client, rule):
     text = " ".join(str(m) for m in response.context["messages"])
     assert "Uploaded 1 track." in text
     assert EXPECTED[rule] in text
+
+
+SAME = "Independent and label-licensed music are held to the same rule for every use."
+
+
+@pytest.mark.parametrize(
+    ("label_rule", "expected"),
+    [
+        # as shipped, label-licensed music is never used: different for all four
+        (
+            None,
+            "Independent and label-licensed music are held to different rules "
+            "for 4 of 4 uses.",
+        ),
+        (Rule.OPT_IN, SAME),
+        (Rule.OPT_OUT, None),  # independent stays opt-in: different again
+    ],
+)
+def test_the_home_page_says_how_the_classes_are_treated(client, label_rule, expected):
+    if label_rule is not None:
+        _publish(
+            {
+                **policy_current().rules,
+                **{(LicenseClass.LABEL, use): label_rule for use in USE_ORDER},
+            }
+        )
+    rules = policy_current().rules
+    if expected is None:
+        differing = sum(
+            rules[(LicenseClass.LABEL, use)] != rules[(LicenseClass.INDEPENDENT, use)]
+            for use in USE_ORDER
+        )
+        expected = (
+            "Independent and label-licensed music are held to different rules "
+            f"for {differing} of 4 uses."
+        )
+
+    home = client.get("/").content.decode()
+
+    assert expected in home
+    assert ("same rule" in home) is (expected == SAME)
