@@ -4,6 +4,7 @@ from django.conf import settings
 from catalog.forms import TrackFilterForm
 from catalog.models import LicenseClass
 from consent.models import Decision, ReceiptEmails, Rule, State
+from consent.policy import Policy, unset_default_words
 from consent.selectors import ACK_OVERDUE, ConsentFilters
 from consent.uses import USE_ORDER, USES
 
@@ -138,7 +139,9 @@ class DefaultsForm(forms.Form):
         "new default applies only to tracks you upload from now on.",
     )
 
-    def __init__(self, *args, defaults: dict[str, str | None], **kwargs):
+    def __init__(
+        self, *args, defaults: dict[str, str | None], policy: Policy, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         for use in USE_ORDER:
             self.fields[use] = forms.ChoiceField(
@@ -146,7 +149,7 @@ class DefaultsForm(forms.Form):
                 choices=[
                     (Decision.GRANTED, "Yes"),
                     (Decision.DENIED, "No"),
-                    ("", "Not set (No until you choose)"),
+                    ("", unset_default_words(policy, use)),
                 ],
                 widget=forms.RadioSelect,
                 required=False,

@@ -262,3 +262,27 @@ def policy_promise(policy: Policy) -> str:
         f"{listed[:1].upper()}{listed[1:]} {allowed} allowed unless you say no; "
         "nothing else is used for AI unless you say yes."
     )
+
+
+def unset_default_words(policy: Policy, use: str) -> str:
+    """What "Not set" means for a use, as the defaults form offers it: per
+    licence class the policy leaves the use to the artist, No (opt-in) or
+    Yes until they say no (opt-out); the same rule as every "My default"."""
+    answers: dict[str, list[str]] = {}
+    for value, label in LicenseClass.choices:
+        rule = policy.rule(value, use)
+        if not is_locked(rule):
+            word = "Yes until you say no" if answer_is_yes(rule, "", None) else "No"
+            answers.setdefault(word, []).append(str(label).lower())
+    if not answers:
+        return "Not set (the policy does not allow this use)"
+    if len(answers) == 1:
+        (word,) = answers
+        return f"Not set ({'No until you choose' if word == 'No' else word})"
+    return (
+        "Not set ("
+        + "; ".join(
+            f"{word} for {' and '.join(names)} music" for word, names in answers.items()
+        )
+        + ")"
+    )

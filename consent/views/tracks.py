@@ -327,7 +327,8 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
     )
 
     defaults = defaults_for_artist(artist=request.user)
-    form = DefaultsForm(defaults=defaults)
+    policy = policy_current()
+    form = DefaultsForm(defaults=defaults, policy=policy)
     emails_form = receipt_emails_form(request.user)
     status = 200
     section = request.POST.get("section", SECTION_DEFAULTS)
@@ -337,7 +338,7 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
             return receipt_emails_saved(request, emails_form)
         status = 400
     elif request.method == "POST" and section == SECTION_DEFAULTS:
-        form = DefaultsForm(request.POST, defaults=defaults)
+        form = DefaultsForm(request.POST, defaults=defaults, policy=policy)
         if form.is_valid():
             outcome = services.defaults_set(
                 artist=request.user,
@@ -369,6 +370,7 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
         "consent/settings.html",
         {
             "form": form,
+            "policy": policy,
             "emails_form": emails_form,
             "uses": [
                 {

@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import LicenseClass
 from consent.models import Rule
-from consent.policy import policy_current
+from consent.policy import Policy, policy_current, unset_default_words
 from consent.services import policy_publish
 from consent.uses import USE_ORDER
 from tests.catalog.helpers import flac_bytes
@@ -137,3 +137,42 @@ def test_the_home_page_says_how_the_classes_are_treated(client, label_rule, expe
 
     assert expected in home
     assert ("same rule" in home) is (expected == SAME)
+
+
+@pytest.mark.parametrize(
+    ("rule", "unset"),
+    [
+        (Rule.OPT_IN, "Not set (No until you choose)"),
+        (Rule.OPT_OUT, "Not set (Yes until you say no)"),
+        (Rule.PROHIBITED, "Not set (the policy does not allow this use)"),
+    ],
+)
+def test_the_defaults_page_says_what_not_set_means(client, rule, unset):
+    # given a policy for data mining (label-licensed music: never, as shipped)
+    _publish({**policy_current().rules, (LicenseClass.INDEPENDENT, MINING): rule})
+    client.force_login(UserFactory())
+
+    page = client.get("/settings/consent/")
+    mining = page.context["form"][MINING]
+
+    # then "not set" says what the policy makes of silence for this use
+    assert dict(mining.field.choices)[""] == unset
+    assert f"{unset}</label>" in page.content.decode()
+    # and the lead says the policy's promise, never a flat "No"
+    assert EXPECTED[rule].replace("'", "&#x27;") in page.content.decode()
+    assert "it is <strong>No</strong>" not in page.content.decode()
+
+
+def test_not_set_names_each_class_where_the_rules_differ():
+    policy = Policy(
+        number=1,
+        rules={
+            (LicenseClass.INDEPENDENT, MINING): Rule.OPT_IN,
+            (LicenseClass.LABEL, MINING): Rule.OPT_OUT,
+        },
+    )
+
+    assert unset_default_words(policy, MINING) == (
+        "Not set (No for independent music; Yes until you say no for "
+        "label-licensed music)"
+    )
