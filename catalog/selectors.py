@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from catalog.isrc import looks_like_isrc, normalise_isrc
-from catalog.models import ArtistCatalogStats, Track
+from catalog.models import ArtistCatalogStats, LicenseClass, Track
 from config.input_guard import text_problem
 
 PAGE_SIZE = 50
@@ -97,6 +97,17 @@ def track_public(*, public_id: str) -> Track:
         ),
         public_id=public_id,
     )
+
+
+def license_classes_of(*, artist: User) -> list[str]:
+    """The licence classes the artist has tracks in (from the kept counts);
+    an artist with none has independent ones to come (uploads are)."""
+    classes = list(
+        ArtistCatalogStats.objects.filter(artist=artist, track_count__gt=0)
+        .order_by("license_class")
+        .values_list("license_class", flat=True)
+    )
+    return classes or [LicenseClass.INDEPENDENT]
 
 
 def track_list_for_owner(*, owner: User, filters: TrackFilters) -> QuerySet[Track]:

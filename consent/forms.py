@@ -140,7 +140,12 @@ class DefaultsForm(forms.Form):
     )
 
     def __init__(
-        self, *args, defaults: dict[str, str | None], policy: Policy, **kwargs
+        self,
+        *args,
+        defaults: dict[str, str | None],
+        policy: Policy,
+        classes: list[str] | None = None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         for use in USE_ORDER:
@@ -149,7 +154,7 @@ class DefaultsForm(forms.Form):
                 choices=[
                     (Decision.GRANTED, "Yes"),
                     (Decision.DENIED, "No"),
-                    ("", unset_default_words(policy, use)),
+                    ("", unset_default_words(policy, use, classes)),
                 ],
                 widget=forms.RadioSelect,
                 required=False,

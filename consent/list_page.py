@@ -47,10 +47,11 @@ LIST_CACHE_SECONDS = 300
 class _NearCache:
     """The newest pages this process served, in front of the shared cache.
 
-    A page's key names the list's version (``list_state``), so a page never
-    goes stale under its key: a process may keep its own copy, and a busy
-    list skips the shared cache's round trip and unpickling (~1 ms of a
-    ~10 ms request). Bounded in count and, like the shared cache, in time.
+    A page's key names the list's version (``list_state``), as in the shared
+    cache: a process may keep its own copy, and a busy list skips the shared
+    cache's round trip and unpickling (~1 ms of a ~10 ms request). Bounded
+    in count and in time, shorter than the shared cache's (a copy taken from
+    an entry about to expire must not outlive it by much).
     """
 
     def __init__(self, size: int, seconds: int):
@@ -81,7 +82,7 @@ class _NearCache:
             self._pages.clear()
 
 
-_near = _NearCache(size=64, seconds=LIST_CACHE_SECONDS)
+_near = _NearCache(size=64, seconds=60)
 
 
 def track_list_page(*, owner, filters, consent_filters, cursor: str) -> ListPage:

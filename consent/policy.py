@@ -264,25 +264,33 @@ def policy_promise(policy: Policy) -> str:
     )
 
 
-def unset_default_words(policy: Policy, use: str) -> str:
+def unset_default_words(
+    policy: Policy, use: str, classes: list[str] | None = None
+) -> str:
     """What "Not set" means for a use, as the defaults form offers it: per
-    licence class the policy leaves the use to the artist, No (opt-in) or
-    Yes until they say no (opt-out); the same rule as every "My default"."""
+    licence class (of ``classes``, the artist's; every class if not given),
+    No (opt-in), Yes until you say no (opt-out) or not allowed (prohibited);
+    the same rule as every "My default". Classes are named wherever they
+    differ."""
     answers: dict[str, list[str]] = {}
     for value, label in LicenseClass.choices:
+        if classes is not None and value not in classes:
+            continue
         rule = policy.rule(value, use)
-        if not is_locked(rule):
-            word = "Yes until you say no" if answer_is_yes(rule, "", None) else "No"
-            answers.setdefault(word, []).append(str(label).lower())
-    if not answers:
-        return "Not set (the policy does not allow this use)"
+        if is_locked(rule):
+            word = "not allowed"
+        elif answer_is_yes(rule, "", None):
+            word = "Yes until you say no"
+        else:
+            word = "No"
+        answers.setdefault(word, []).append(str(label).lower())
     if len(answers) == 1:
         (word,) = answers
-        return f"Not set ({'No until you choose' if word == 'No' else word})"
-    return (
-        "Not set ("
-        + "; ".join(
-            f"{word} for {' and '.join(names)} music" for word, names in answers.items()
-        )
-        + ")"
-    )
+        return {
+            "No": "Not set (No until you choose)",
+            "not allowed": "Not set (the policy does not allow this use)",
+        }.get(word, f"Not set ({word})")
+    parts = [
+        f"{word} for {' and '.join(names)} music" for word, names in answers.items()
+    ]
+    return f"Not set ({'; '.join(parts)})"

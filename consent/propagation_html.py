@@ -86,6 +86,7 @@ def switched_html(*, public_id: str) -> SafeString:
 # page's cache key holds). Titles and other values are escaped, so the
 # comment cannot occur in them.
 STATUS_SLOT = mark_safe("<!--propagation-->")  # noqa: S308 - a constant
+_ID = "<id>"  # where a track's id goes in a status formatted once
 
 
 def rows_with_status(
@@ -97,16 +98,16 @@ def rows_with_status(
         raise ValueError("one status slot per row expected")
     prefix = escape(_propagation_prefix())
     # A page's statuses are mostly alike: each distinct one is formatted once
-    # with a marker where its track's id goes (NUL: Django's forms refuse it in
-    # a name, PostgreSQL cannot store it).
+    # with a marker where its track's id goes (it holds "<", which escaping
+    # turns into "&lt;" in every value, so no value can contain it).
     shapes: dict[Status, list[str]] = {}
     filled = [parts[0]]
     for public_id, status, part in zip(public_ids, statuses, parts[1:], strict=True):
         shape = shapes.get(status)
         if shape is None:
             shape = shapes[status] = _REGION.format(
-                status=_status(status, "\0", prefix + "\0/propagation/")
-            ).split("\0")
+                status=_status(status, _ID, prefix + _ID + "/propagation/")
+            ).split(_ID)
         filled.append(escape(public_id).join(shape))
         filled.append(part)
     return mark_safe("".join(filled))  # noqa: S308 - safe fragments joined

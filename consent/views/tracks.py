@@ -17,7 +17,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from catalog.forms import TrackUploadForm
 from catalog.models import Track
-from catalog.selectors import SORT_LABELS, track_for_owner, tracks_for_owner
+from catalog.selectors import (
+    SORT_LABELS,
+    license_classes_of,
+    track_for_owner,
+    tracks_for_owner,
+)
 from consent import services
 from consent.forms import (
     DefaultsForm,
@@ -328,7 +333,9 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
 
     defaults = defaults_for_artist(artist=request.user)
     policy = policy_current()
-    form = DefaultsForm(defaults=defaults, policy=policy)
+    # "Not set" in the words of the classes the artist has tracks in.
+    words = {"policy": policy, "classes": license_classes_of(artist=request.user)}
+    form = DefaultsForm(defaults=defaults, **words)
     emails_form = receipt_emails_form(request.user)
     status = 200
     section = request.POST.get("section", SECTION_DEFAULTS)
@@ -338,7 +345,7 @@ def consent_settings(request: HttpRequest) -> HttpResponse:
             return receipt_emails_saved(request, emails_form)
         status = 400
     elif request.method == "POST" and section == SECTION_DEFAULTS:
-        form = DefaultsForm(request.POST, defaults=defaults, policy=policy)
+        form = DefaultsForm(request.POST, defaults=defaults, **words)
         if form.is_valid():
             outcome = services.defaults_set(
                 artist=request.user,

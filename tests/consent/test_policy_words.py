@@ -149,6 +149,7 @@ def test_the_home_page_says_how_the_classes_are_treated(client, label_rule, expe
 )
 def test_the_defaults_page_says_what_not_set_means(client, rule, unset):
     # given a policy for data mining (label-licensed music: never, as shipped)
+    # and an artist with independent tracks only (or none yet: uploads are)
     _publish({**policy_current().rules, (LicenseClass.INDEPENDENT, MINING): rule})
     client.force_login(UserFactory())
 
@@ -163,16 +164,53 @@ def test_the_defaults_page_says_what_not_set_means(client, rule, unset):
     assert "it is <strong>No</strong>" not in page.content.decode()
 
 
-def test_not_set_names_each_class_where_the_rules_differ():
+@pytest.mark.parametrize(
+    ("independent", "label", "unset"),
+    [
+        (
+            Rule.OPT_IN,
+            Rule.OPT_OUT,
+            "Not set (No for independent music; Yes until you say no for "
+            "label-licensed music)",
+        ),
+        (
+            Rule.PROHIBITED,
+            Rule.OPT_OUT,
+            "Not set (not allowed for independent music; Yes until you say no "
+            "for label-licensed music)",
+        ),
+        (
+            Rule.OPT_OUT,
+            Rule.PROHIBITED,
+            "Not set (Yes until you say no for independent music; not allowed "
+            "for label-licensed music)",
+        ),
+        (Rule.OPT_OUT, Rule.OPT_OUT, "Not set (Yes until you say no)"),
+    ],
+)
+def test_not_set_names_each_class_where_the_rules_differ(independent, label, unset):
     policy = Policy(
         number=1,
         rules={
-            (LicenseClass.INDEPENDENT, MINING): Rule.OPT_IN,
-            (LicenseClass.LABEL, MINING): Rule.OPT_OUT,
+            (LicenseClass.INDEPENDENT, MINING): independent,
+            (LicenseClass.LABEL, MINING): label,
         },
     )
 
-    assert unset_default_words(policy, MINING) == (
-        "Not set (No for independent music; Yes until you say no for "
-        "label-licensed music)"
+    assert unset_default_words(policy, MINING) == unset
+
+
+def test_not_set_names_the_classes_an_artist_with_both_has(client, make_track):
+    # given an artist with an independent and a label-licensed track, and the
+    # shipped rules (independent: opt-in; label-licensed: never)
+    artist = UserFactory()
+    make_track(artist=artist)
+    make_track(artist=artist, signed=True)
+    client.force_login(artist)
+
+    mining = client.get("/settings/consent/").context["form"][MINING]
+
+    # then "not set" says what it means for each of them
+    assert dict(mining.field.choices)[""] == (
+        "Not set (No for independent music; not allowed for label-licensed music)"
     )
