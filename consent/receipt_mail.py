@@ -37,8 +37,10 @@ ATTACHED_MAX_BYTES = 1_000_000
 ROWS_BY_HASH = 500
 
 ANSWER_WORDS = {State.GRANTED: "Yes", State.DENIED: "No", State.DEFAULT: "My default"}
-# A default as the settings page says it: not set is No.
-DEFAULT_WORDS = {"granted": "Yes", "denied": "No", None: "not set (No)"}
+# A default as the settings page says it. What "not set" means depends on the
+# policy (No under opt-in, Yes until you say no under opt-out), which may
+# change before the e-mail is sent: the words say only what the artist did.
+DEFAULT_WORDS = {"granted": "Yes", "denied": "No", None: "not set"}
 # What the artist did, by the receipt's source, where nothing more is known.
 HEADLINES = {
     "web": "You changed this on Refrain",

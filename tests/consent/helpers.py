@@ -6,7 +6,8 @@ from django.db import connection
 
 from catalog.importer import CatalogRow
 from catalog.models import LicenseClass, Track
-from consent.services import catalog_import
+from consent.models import BulkJob
+from consent.services import bulk_change_start, catalog_import, consent_bulk_set_chunk
 from consent.uses import Use
 
 # The four uses by short names, as the tests write them.
@@ -102,3 +103,29 @@ def advisory_lock_held_elsewhere(key: int):
         with other.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
         other.close()
+
+
+def bulk_job_after_first_chunk(*, artist, tracks: list[Track], **fields) -> BulkJob:
+    """A bulk "yes to generative AI training" of ``tracks`` whose first chunk
+    (the first track) was done before its worker died: its cursor, counts and
+    ``fields`` as the job's row then holds them."""
+    job = bulk_change_start(
+        artist=artist,
+        use=GENAI,
+        state="granted",
+        actor=artist,
+        track_public_ids=[t.public_id for t in tracks],
+    )
+    consent_bulk_set_chunk(
+        artist=artist,
+        track_ids=[tracks[0].pk],
+        use=GENAI,
+        state="granted",
+        actor=artist,
+        source="bulk",
+        request_id=job.request_id,
+    )
+    BulkJob.objects.filter(pk=job.pk).update(
+        cursor=tracks[0].pk, processed=1, changed=1, **fields
+    )
+    return job

@@ -11,12 +11,17 @@ from consent.models import BulkJob, Receipt
 from consent.services import (
     bulk_change_start,
     bulk_job_give_up,
-    consent_bulk_set_chunk,
     consent_set,
     defaults_set,
     receipts_send_pending,
 )
-from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING
+from tests.consent.helpers import (
+    GENAI,
+    INFERENCE,
+    MINING,
+    TRAINING,
+    bulk_job_after_first_chunk,
+)
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -165,7 +170,7 @@ def test_new_defaults_followed_by_the_tracks_on_default(make_track, task_queue):
     # then the e-mail says which default changed and what it did
     assert (
         "You changed your defaults on the settings page: Other AI training "
-        "from not set (No) to Yes. Your tracks on default follow the new "
+        "from not set to Yes. Your tracks on default follow the new "
         "default:"
     ) in body
     assert _lines(body) == [
@@ -255,26 +260,9 @@ def test_a_bulk_change_that_stopped_says_how_far_it_got(
         (make_track(artist=artist, title=f"T{n}") for n in range(3)),
         key=lambda t: t.pk,
     )
-    job = bulk_change_start(
+    job = bulk_job_after_first_chunk(
         artist=artist,
-        use=GENAI,
-        state="granted",
-        actor=artist,
-        track_public_ids=[t.public_id for t in tracks],
-    )
-    consent_bulk_set_chunk(
-        artist=artist,
-        track_ids=[tracks[0].pk],
-        use=GENAI,
-        state="granted",
-        actor=artist,
-        source="bulk",
-        request_id=job.request_id,
-    )
-    BulkJob.objects.filter(pk=job.pk).update(
-        cursor=tracks[0].pk,
-        processed=1,
-        changed=1,
+        tracks=tracks,
         status=BulkJob.Status.RUNNING,
         attempts=settings.REFRAIN_BULK_MAX_ATTEMPTS,
     )

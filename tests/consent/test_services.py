@@ -36,7 +36,14 @@ from consent.services import (
     switch_postgres,
     trackconsent_create_missing,
 )
-from tests.consent.helpers import GENAI, INFERENCE, MINING, TRAINING, track_reclassify
+from tests.consent.helpers import (
+    GENAI,
+    INFERENCE,
+    MINING,
+    TRAINING,
+    bulk_job_after_first_chunk,
+    track_reclassify,
+)
 from tests.factories import LabelFactory, StaffFactory, TrackFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -104,11 +111,6 @@ def publish_and_apply(rules_changed: dict, *, actor) -> PolicyVersion:
     version = publish(rules_changed, actor=actor)
     assert policy_apply(version_id=version.pk).done
     return version
-
-
-@pytest.fixture
-def artist(db):
-    return UserFactory()
 
 
 @pytest.fixture
@@ -809,25 +811,7 @@ def test_a_bulk_job_resumes_from_its_cursor(artist, make_track, settings):
     # given a queued job of which the first chunk was done before a crash
     settings.REFRAIN_BULK_INLINE_LIMIT = 1
     tracks = sorted((make_track(artist=artist) for _ in range(3)), key=lambda t: t.pk)
-    job = bulk_change_start(
-        artist=artist,
-        use=GENAI,
-        state="granted",
-        actor=artist,
-        track_public_ids=[t.public_id for t in tracks],
-    )
-    consent_bulk_set_chunk(
-        artist=artist,
-        track_ids=[tracks[0].pk],
-        use=GENAI,
-        state="granted",
-        actor=artist,
-        source="bulk",
-        request_id=job.request_id,
-    )
-    BulkJob.objects.filter(pk=job.pk).update(
-        cursor=tracks[0].pk, processed=1, changed=1
-    )
+    job = bulk_job_after_first_chunk(artist=artist, tracks=tracks)
 
     # when the job is run again
     bulk_job_run(job_id=job.pk)
