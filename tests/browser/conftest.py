@@ -12,9 +12,12 @@ the variable is inherited by subprocesses, and ``check --deploy`` fails on it
 """
 
 import os
+import time
 from pathlib import Path
 
 import pytest
+from allauth.mfa import app_settings as mfa_settings
+from allauth.mfa.totp.internal import auth as totp_auth
 from django.utils import timezone
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -149,3 +152,18 @@ def _shipped_policy(request):
             for (cls, use), rule in SHIPPED_RULES.items()
         ]
     )
+
+
+@pytest.fixture
+def totp_code(monkeypatch):
+    """A staff member's authenticator app: the code for a secret, with
+    allauth's clock pinned for the test so a code never rolls over between
+    reading and typing it."""
+    now = time.time()
+    monkeypatch.setattr(totp_auth, "time", type("Clock", (), {"time": lambda: now}))
+
+    def code(secret: str) -> str:
+        counter = int(now) // mfa_settings.TOTP_PERIOD
+        return totp_auth.format_hotp_value(totp_auth.hotp_value(secret, counter))
+
+    return code

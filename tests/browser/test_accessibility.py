@@ -20,7 +20,6 @@ pages of allauth that need state these roles do not have (a security key to
 list or rename, an account without a password, closed sign-up)."""
 
 import re
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -28,9 +27,7 @@ import pytest
 from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress, EmailConfirmationHMAC
 from allauth.account.utils import user_pk_to_url_str
-from allauth.mfa import app_settings as mfa_settings
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
-from allauth.mfa.totp.internal import auth as totp_auth
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from axe_playwright_python.base import AXE_SCRIPT
 from django.contrib.auth.models import Group
@@ -260,19 +257,6 @@ def _world() -> World:
         consumer=consumer,
         partner_id=partner.pk,
     )
-
-
-@pytest.fixture
-def totp_code(monkeypatch):
-    """A code of an authenticator app, allauth's clock pinned for the test."""
-    now = time.time()
-    monkeypatch.setattr(totp_auth, "time", type("Clock", (), {"time": lambda: now}))
-
-    def code(secret: str) -> str:
-        counter = int(now) // mfa_settings.TOTP_PERIOD
-        return totp_auth.format_hotp_value(totp_auth.hotp_value(secret, counter))
-
-    return code
 
 
 def _staff(email: str, group: str) -> str:

@@ -11,11 +11,8 @@ pages the browser blocked something under the Content-Security-Policy."""
 
 import csv
 import re
-import time
 
 import pytest
-from allauth.mfa import app_settings as mfa_settings
-from allauth.mfa.totp.internal import auth as totp_auth
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth.models import Group
 from playwright.sync_api import Download, Page, expect
@@ -93,20 +90,6 @@ def _catalogue() -> dict:
         _make_track(artist=signed, title=title, signed=True)
     audit_figures_refresh(triggered_by="test")
     return {"indie": indie}
-
-
-@pytest.fixture
-def totp_code(monkeypatch):
-    """A code of the auditor's authenticator app, with allauth's clock pinned
-    for the test so the code never rolls over between reading and typing it."""
-    now = time.time()
-    monkeypatch.setattr(totp_auth, "time", type("Clock", (), {"time": lambda: now}))
-
-    def code(secret: str) -> str:
-        counter = int(now) // mfa_settings.TOTP_PERIOD
-        return totp_auth.format_hotp_value(totp_auth.hotp_value(secret, counter))
-
-    return code
 
 
 def _auditor() -> str:

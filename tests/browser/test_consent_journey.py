@@ -7,11 +7,8 @@ Controls are found by role and accessible name, never by CSS structure: the
 list's markup may change, what a screen reader announces must not."""
 
 import re
-import time
 
 import pytest
-from allauth.mfa import app_settings as mfa_settings
-from allauth.mfa.totp.internal import auth as totp_auth
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.management import call_command
 from playwright.sync_api import Locator, Page, expect
@@ -368,20 +365,6 @@ def test_label_signed_artist_sees_locked_controls_with_the_reason(
     # and their own independent tracks keep working switches
     page.goto(f"{live_server.url}/tracks/?license=independent")
     expect(_answer(page, Use.DATA_MINING, own_track.title, "Yes")).to_be_enabled()
-
-
-@pytest.fixture
-def totp_code(monkeypatch):
-    """The admin's second factor, with allauth's clock pinned for the test so
-    the code never rolls over between reading and typing it."""
-    now = time.time()
-    monkeypatch.setattr(totp_auth, "time", type("Clock", (), {"time": lambda: now}))
-
-    def code(secret: str) -> str:
-        counter = int(now) // mfa_settings.TOTP_PERIOD
-        return totp_auth.format_hotp_value(totp_auth.hotp_value(secret, counter))
-
-    return code
 
 
 def test_policy_admin_reads_audit_and_previews_a_policy_change(

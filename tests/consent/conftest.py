@@ -11,7 +11,7 @@ from django.test import Client
 import consent.tasks
 from accounts.services import GROUP_AUDITORS, GROUP_POLICY_ADMINS
 from consent.services import trackconsent_create_missing
-from tests.factories import StaffFactory, TrackFactory
+from tests.factories import StaffFactory, TrackFactory, UserFactory
 
 CONSENT_TASKS = (
     "send_pending_receipts",
@@ -26,6 +26,19 @@ CONSENT_TASKS = (
 # Rung after nearly every consent commit: kept apart from ``sent`` so a test
 # about receipts or jobs compares only its own tasks.
 PROPAGATION_TASKS = frozenset({"propagate", "deliver", "sweep_propagation"})
+
+
+@pytest.fixture
+def artist(db):
+    """An artist (a module that needs another kind defines its own)."""
+    return UserFactory()
+
+
+@pytest.fixture
+def signed_in(client, artist):
+    """The test client, signed in as ``artist``."""
+    client.force_login(artist)
+    return client
 
 
 @pytest.fixture

@@ -1,12 +1,9 @@
 """The list page's own copy of the newest pages (``consent.list_page``): in
 front of the shared cache, bounded, expiring, never stale under its key."""
 
-import pytest
-
 from consent import list_page
 from consent.list_page import _NearCache
 from tests.consent.helpers import GENAI
-from tests.factories import UserFactory
 
 LIST = "/tracks/"
 # the list's version, the statuses (plus the session and the user)
@@ -59,19 +56,11 @@ def _rows(page: str) -> str:
     return page.split("<tbody", 1)[1].split("</tbody>", 1)[0]
 
 
-@pytest.fixture
-def signed_in(client, db):
-    artist = UserFactory()
-    client.force_login(artist)
-    client.artist = artist
-    return client
-
-
 def test_a_page_this_process_built_is_served_without_the_shared_cache(
-    signed_in, make_track, django_assert_num_queries, monkeypatch
+    signed_in, artist, make_track, django_assert_num_queries, monkeypatch
 ):
     # given a list page built once
-    make_track(artist=signed_in.artist, title="Night Drive")
+    make_track(artist=artist, title="Night Drive")
     first = signed_in.get(LIST).text
 
     # when the shared cache cannot answer
@@ -84,9 +73,9 @@ def test_a_page_this_process_built_is_served_without_the_shared_cache(
     assert "Night Drive" in _rows(again)
 
 
-def test_a_copy_is_never_served_after_a_change(signed_in, make_track):
+def test_a_copy_is_never_served_after_a_change(signed_in, artist, make_track):
     # given a page in this process's copy
-    track = make_track(artist=signed_in.artist, title="Night Drive")
+    track = make_track(artist=artist, title="Night Drive")
     assert "Generative AI training for “Night Drive”: My default: No" in (
         signed_in.get(LIST).text
     )

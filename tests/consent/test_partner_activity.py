@@ -27,17 +27,6 @@ LIST = "/tracks/"
 _SELECT = re.compile(r'id="sel-([A-Za-z0-9_-]+)"')
 
 
-@pytest.fixture
-def artist(db):
-    return UserFactory()
-
-
-@pytest.fixture
-def signed_in(client, artist):
-    client.force_login(artist)
-    return client
-
-
 def _ago(**delta) -> datetime:
     return timezone.now() - timedelta(**delta)
 

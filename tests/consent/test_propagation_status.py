@@ -31,17 +31,6 @@ _STATUS_OF = re.compile(
 
 
 @pytest.fixture
-def artist(db):
-    return UserFactory()
-
-
-@pytest.fixture
-def signed_in(client, artist):
-    client.force_login(artist)
-    return client
-
-
-@pytest.fixture
 def consumers(db):
     """Only the consumers a test makes (the migration's registry row is gone)."""
     Consumer.objects.all().delete()

@@ -156,11 +156,6 @@ def assert_each_track_changed_once(request_id: str, track_ids: set[int], use: st
     assert sorted(rows) == sorted((track_id, use) for track_id in track_ids)
 
 
-@pytest.fixture
-def artist(db):
-    return UserFactory()
-
-
 # --- defaults: one transaction --------------------------------------------------
 
 

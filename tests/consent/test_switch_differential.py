@@ -210,11 +210,6 @@ def receipt_row(done: Run) -> dict:
 
 
 @pytest.fixture
-def artist(db):
-    return UserFactory()
-
-
-@pytest.fixture
 def admin(db):
     return StaffFactory(is_superuser=True)
 

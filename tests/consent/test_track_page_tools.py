@@ -17,17 +17,6 @@ from tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def artist(db):
-    return UserFactory()
-
-
-@pytest.fixture
-def signed_in(client, artist):
-    client.force_login(artist)
-    return client
-
-
 def _body(response) -> bytes:
     return b"".join(response.streaming_content)
 

@@ -82,17 +82,6 @@ def consent_of(track, use) -> tuple[str, bool]:
     return row.decision, row.eligible
 
 
-@pytest.fixture
-def artist(db):
-    return UserFactory()
-
-
-@pytest.fixture
-def signed_in(client, artist):
-    client.force_login(artist)
-    return client
-
-
 def consent_url(track) -> str:
     return f"/tracks/{track.public_id}/consent/"
 

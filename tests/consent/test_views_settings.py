@@ -9,22 +9,10 @@ from consent.models import ArtistDefault, ReceiptEmailPreference, ReceiptEmails
 from consent.selectors import receipt_emails_for_artist
 from tests.consent.helpers import GENAI
 from tests.dbstate import database_state
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 URL = "/settings/consent/"
-
-
-@pytest.fixture
-def artist(db):
-    return UserFactory()
-
-
-@pytest.fixture
-def signed_in(client, artist):
-    client.force_login(artist)
-    return client
 
 
 def messages_of(response) -> list[str]:
