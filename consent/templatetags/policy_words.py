@@ -54,7 +54,7 @@ def parity_words(policy: Policy) -> str:
     count = len(found.differences)
     return (
         "Independent and label-licensed music are held to different rules for "
-        f"{count} of {len(USE_ORDER)} {'use' if len(USE_ORDER) == 1 else 'uses'}."
+        f"{count} of {len(USE_ORDER)} uses."
     )
 
 
